@@ -1,0 +1,18 @@
+"""Keras' ExponentialDecay learning-rate schedule, exact and jit-able in JAX."""
+
+from jaxdecay._config import ExponentialDecay as ExponentialDecay
+from jaxdecay._config import deserialize as deserialize
+from jaxdecay._config import serialize as serialize
+from jaxdecay._schedule import Schedule as Schedule
+from jaxdecay._schedule import exponential_decay as exponential_decay
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ExponentialDecay",
+    "Schedule",
+    "__version__",
+    "deserialize",
+    "exponential_decay",
+    "serialize",
+]

@@ -1,0 +1,306 @@
+"""The exponential decay schedule: argument validation and the pure `step -> lr` math.
+
+Every entry point (the `exponential_decay` builder, `ExponentialDecay.__call__`, the
+command line) goes through `exponential_decay`, so the math lives here only.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Schedule = Callable[[jax.typing.ArrayLike], jax.Array]
+"""A `step -> learning rate` function; accepted wherever optax takes a schedule."""
+
+_INT64_MAX = 2**63 - 1
+
+# ---------------------------------------------------------------------------
+# Validation. Each checker returns the value in a normal form, so the builder and
+# the dataclass (which stores what these return) agree on what a valid value is.
+# ---------------------------------------------------------------------------
+
+
+def _scalar(value: Any) -> Any:
+    """Unwraps a 0-d NumPy or JAX array into a NumPy scalar; leaves the rest alone."""
+    if isinstance(value, (np.ndarray, jax.Array)) and not isinstance(
+        value, jax.core.Tracer
+    ):
+        if value.ndim != 0:
+            return value  # rejected by the caller with the shape in the message
+        return np.asarray(value)[()]
+    return value
+
+
+def check_integer(name: str, value: Any, *, minimum: int, maximum: int) -> int:
+    """Returns `value` as a Python int, or raises if it is not an integer in range."""
+    value = _scalar(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (numbers.Integral, np.integer)
+    ):
+        raise TypeError(
+            f"{name} must be an integer, got {value!r} of type {type(value).__name__}"
+        )
+    number = int(value)
+    if not minimum <= number <= maximum:
+        raise ValueError(
+            f"{name} must be an integer in [{minimum}, {maximum}], got {number!r}"
+        )
+    return number
+
+
+def check_real(
+    name: str, value: Any, *, positive: bool = False
+) -> float | np.floating[Any]:
+    """Returns a finite real `value` as a Python float or a NumPy float scalar.
+
+    NumPy and JAX float scalars keep their dtype (it is the schedule's result dtype);
+    Python and NumPy integers become Python floats.
+    """
+    value = _scalar(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (numbers.Real, np.integer, np.floating)
+    ):
+        raise TypeError(
+            f"{name} must be a real number, got {value!r} "
+            f"of type {type(value).__name__}"
+        )
+    if not isinstance(value, np.floating):
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ValueError(f"{name} must be finite, got {value!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return value  # type: ignore[no-any-return]
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Returns `value` as a Python bool; refuses anything that is not a bool."""
+    value = _scalar(value)
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"{name} must be a bool, got {value!r} of type {type(value).__name__}"
+        )
+    return bool(value)
+
+
+def check_name(value: Any) -> str | None:
+    """Returns the schedule's name: a str, or None as TF 2 configs write it."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(
+            f"name must be a str or None, got {value!r} of type {type(value).__name__}"
+        )
+    return value
+
+
+def check_arguments(
+    initial_learning_rate: Any,
+    decay_steps: Any,
+    decay_rate: Any,
+    staircase: Any,
+    transition_begin: Any,
+    end_learning_rate: Any,
+) -> dict[str, Any]:
+    """Validates the schedule's arguments; returns them in normal form, by name."""
+    return {
+        "initial_learning_rate": check_real(
+            "initial_learning_rate", initial_learning_rate
+        ),
+        "decay_steps": check_integer(
+            "decay_steps", decay_steps, minimum=1, maximum=_INT64_MAX
+        ),
+        "decay_rate": check_real("decay_rate", decay_rate, positive=True),
+        "staircase": check_bool("staircase", staircase),
+        "transition_begin": check_integer(
+            "transition_begin", transition_begin, minimum=0, maximum=_INT64_MAX
+        ),
+        "end_learning_rate": None
+        if end_learning_rate is None
+        else check_real("end_learning_rate", end_learning_rate),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Dtypes.
+# ---------------------------------------------------------------------------
+
+
+def _result_dtype(initial_learning_rate: float | np.floating) -> np.dtype[Any]:
+    """The dtype of the learning rate: that of a NumPy/JAX float scalar given as the
+    initial learning rate, else JAX's default float. Read at trace time, so that
+    `jax_enable_x64` is honoured as it stands when the schedule is called."""
+    if isinstance(initial_learning_rate, np.floating):
+        return np.dtype(jax.dtypes.canonicalize_dtype(initial_learning_rate.dtype))
+    return np.dtype(jnp.result_type(float))
+
+
+def _compute_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """float16 and bfloat16 are computed in float32 and rounded once at the end."""
+    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+
+
+def _integer_steps(step: jax.Array) -> jax.Array:
+    """Casts an integer step to a signed type that holds every value it can have."""
+    dtype = step.dtype
+    if jnp.issubdtype(dtype, jnp.signedinteger):
+        return step if dtype.itemsize >= 4 else step.astype(jnp.int32)
+    # Unsigned steps: widen to a signed type that holds every value.
+    if dtype.itemsize < 4:
+        return step.astype(jnp.int32)
+    if dtype.itemsize == 4 and jax.dtypes.canonicalize_dtype(np.int64) == np.int64:
+        return step.astype(jnp.int64)
+    raise TypeError(
+        f"step must be a signed integer or float array, got dtype {dtype}: "
+        "its values do not all fit a signed integer type"
+    )
+
+
+# ---------------------------------------------------------------------------
+# The builder.
+# ---------------------------------------------------------------------------
+
+
+def exponential_decay(
+    initial_learning_rate: jax.typing.ArrayLike,
+    decay_steps: int,
+    decay_rate: jax.typing.ArrayLike,
+    staircase: bool = False,
+    *,
+    transition_begin: int = 0,
+    end_learning_rate: jax.typing.ArrayLike | None = None,
+) -> Schedule:
+    """Builds Keras' `ExponentialDecay` as a pure, jit-able `step -> lr` function.
+
+    For a step `t = step - transition_begin > 0` the learning rate is::
+
+        initial_learning_rate * decay_rate ** (t / decay_steps)
+
+    With `staircase=True` the exponent is the integer division `t // decay_steps`,
+    computed in integer arithmetic for integer steps. Steps at or before
+    `transition_begin` (negative steps included) hold `initial_learning_rate`, as
+    optax does; Keras instead extrapolates the curve to negative steps.
+    `end_learning_rate` bounds the result as optax's `end_value` does: a floor when
+    `decay_rate < 1`, a ceiling when it is above 1.
+
+    The result has the dtype of `initial_learning_rate` when that is a NumPy or JAX
+    float scalar (float16 and bfloat16 are computed in float32 and rounded once), and
+    JAX's default float otherwise (float32, or float64 with `jax_enable_x64`).
+
+    Args:
+      initial_learning_rate: the learning rate at steps up to `transition_begin`.
+      decay_steps: the number of steps over which the rate is multiplied by
+        `decay_rate`; an integer in [1, 2**63 - 1].
+      decay_rate: the factor per `decay_steps` steps; finite and > 0.
+      staircase: decay in whole stairs of `decay_steps` steps.
+      transition_begin: the step at which the decay starts; an integer >= 0.
+      end_learning_rate: a bound the learning rate does not pass, or None.
+
+    Returns:
+      A function from a step (a Python, NumPy or JAX integer or float, scalar or
+      array) to the learning rate, elementwise. It is pure JAX: it works under
+      `jax.jit`, `jax.vmap` and, for float steps, `jax.grad`.
+
+    Raises:
+      TypeError: an argument has the wrong type (the message names it).
+      ValueError: an argument is out of range (the message names it).
+
+    Examples:
+      >>> import jaxdecay
+      >>> schedule = jaxdecay.exponential_decay(0.1, decay_steps=1000, decay_rate=0.5)
+      >>> print(schedule(2000))
+      0.025
+      >>> stairs = jaxdecay.exponential_decay(0.1, 1000, 0.5, staircase=True)
+      >>> print(stairs(1999))
+      0.05
+    """
+    return _build(
+        **check_arguments(
+            initial_learning_rate,
+            decay_steps,
+            decay_rate,
+            staircase,
+            transition_begin,
+            end_learning_rate,
+        )
+    )
+
+
+def _build(
+    initial_learning_rate: float | np.floating[Any],
+    decay_steps: int,
+    decay_rate: float | np.floating[Any],
+    staircase: bool,
+    transition_begin: int,
+    end_learning_rate: float | np.floating[Any] | None,
+) -> Schedule:
+    """Returns the schedule for arguments that `check_arguments` has validated."""
+    # Host-side constants, in float64 whatever the device precision: log2 of the
+    # rate per unit of exponent, and per step for the continuous decay.
+    log2_rate = math.log2(float(decay_rate))
+    log2_rate_per_step = log2_rate / decay_steps
+    clip = jnp.maximum if decay_rate < 1 else jnp.minimum
+
+    def schedule(step: jax.typing.ArrayLike) -> jax.Array:
+        dtype = _result_dtype(initial_learning_rate)
+        compute = _compute_dtype(dtype)
+        step = jnp.asarray(step)
+        init = jnp.asarray(initial_learning_rate, compute)
+
+        if jnp.issubdtype(step.dtype, jnp.integer):
+            step = _integer_steps(step)
+            started, exponent = _integer_exponent(step, compute)
+        elif jnp.issubdtype(step.dtype, jnp.floating):
+            started, exponent = _float_exponent(step, compute)
+        else:
+            raise TypeError(
+                f"step must be an integer or float array, got dtype {step.dtype}"
+            )
+        value = init * jnp.exp2(exponent).astype(compute)
+        value = jnp.where(started, value, init)
+        if end_learning_rate is not None:
+            value = clip(value, jnp.asarray(end_learning_rate, compute))
+        return value.astype(dtype)
+
+    def _integer_exponent(
+        step: jax.Array, compute: np.dtype[Any]
+    ) -> tuple[jax.Array, jax.Array]:
+        largest = int(np.iinfo(step.dtype).max)
+        if transition_begin > largest:
+            # No step of this dtype reaches the start of the decay.
+            return jnp.zeros(step.shape, bool), jnp.zeros(step.shape, compute)
+        begin = np.asarray(transition_begin, step.dtype)
+        # max() before the subtraction keeps it from overflowing for early steps.
+        elapsed = jnp.maximum(step, begin) - begin
+        if staircase:
+            if decay_steps > largest:
+                stairs = jnp.zeros_like(elapsed)  # no step reaches the first stair
+            else:
+                stairs = elapsed // np.asarray(decay_steps, step.dtype)
+            exponent = stairs.astype(compute) * np.asarray(log2_rate, compute)
+        else:
+            exponent = elapsed.astype(compute) * np.asarray(log2_rate_per_step, compute)
+        return step > begin, exponent
+
+    def _float_exponent(
+        step: jax.Array, compute: np.dtype[Any]
+    ) -> tuple[jax.Array, jax.Array]:
+        compute = np.dtype(jnp.promote_types(step.dtype, compute))
+        elapsed = step.astype(compute) - np.asarray(transition_begin, compute)
+        started = elapsed > 0
+        # Zero the elapsed steps before the start so that their (unused) branch and
+        # its gradient stay finite.
+        elapsed = jnp.where(started, elapsed, 0)
+        fraction = elapsed / np.asarray(decay_steps, compute)
+        if staircase:
+            fraction = jnp.floor(fraction)
+        return started, fraction * np.asarray(log2_rate, compute)
+
+    return schedule

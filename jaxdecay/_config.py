@@ -66,14 +66,14 @@ class ExponentialDecay:
 'staircase': False, 'name': 'ExponentialDecay'}
     """
 
-    initial_learning_rate: float | np.floating[Any]
+    initial_learning_rate: float | np.generic
     decay_steps: int
-    decay_rate: float | np.floating[Any]
+    decay_rate: float | np.generic
     staircase: bool = False
     name: str | None = _CLASS_NAME
     _: dataclasses.KW_ONLY
     transition_begin: int = 0
-    end_learning_rate: float | np.floating[Any] | None = None
+    end_learning_rate: float | np.generic | None = None
 
     def __post_init__(self) -> None:
         # The same checks as the builder; the normalized values are stored, so equal

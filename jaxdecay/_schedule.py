@@ -54,32 +54,35 @@ def check_integer(name: str, value: Any, *, minimum: int, maximum: int) -> int:
     return number
 
 
-def check_real(
-    name: str, value: Any, *, positive: bool = False
-) -> float | np.floating[Any]:
+def check_real(name: str, value: Any, *, positive: bool = False) -> float | np.generic:
     """Returns a finite real `value` as a Python float or a NumPy float scalar.
 
     NumPy and JAX float scalars keep their dtype (it is the schedule's result dtype);
     Python and NumPy integers become Python floats.
     """
     value = _scalar(value)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (numbers.Real, np.integer, np.floating)
-    ):
-        raise TypeError(
-            f"{name} must be a real number, got {value!r} "
-            f"of type {type(value).__name__}"
-        )
-    if not isinstance(value, np.floating):
+    if not is_float_scalar(value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (numbers.Real, np.integer)
+        ):
+            raise TypeError(
+                f"{name} must be a real number, got {value!r} "
+                f"of type {type(value).__name__}"
+            )
         try:
             value = float(value)
         except OverflowError:
             raise ValueError(f"{name} must be finite, got {value!r}") from None
-    if not math.isfinite(value):
+    if not math.isfinite(float(value)):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if positive and not value > 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
     return value  # type: ignore[no-any-return]
+
+
+def is_float_scalar(value: Any) -> bool:
+    """Whether `value` is a NumPy float scalar (ml_dtypes such as bfloat16 too)."""
+    return isinstance(value, np.generic) and jnp.issubdtype(value.dtype, jnp.floating)
 
 
 def check_bool(name: str, value: Any) -> bool:
@@ -133,11 +136,12 @@ def check_arguments(
 # ---------------------------------------------------------------------------
 
 
-def _result_dtype(initial_learning_rate: float | np.floating) -> np.dtype[Any]:
+def _result_dtype(initial_learning_rate: float | np.generic) -> np.dtype[Any]:
     """The dtype of the learning rate: that of a NumPy/JAX float scalar given as the
     initial learning rate, else JAX's default float. Read at trace time, so that
     `jax_enable_x64` is honoured as it stands when the schedule is called."""
-    if isinstance(initial_learning_rate, np.floating):
+    if is_float_scalar(initial_learning_rate):
+        assert isinstance(initial_learning_rate, np.generic)
         return np.dtype(jax.dtypes.canonicalize_dtype(initial_learning_rate.dtype))
     return np.dtype(jnp.result_type(float))
 
@@ -234,36 +238,37 @@ def exponential_decay(
 
 
 def _build(
-    initial_learning_rate: float | np.floating[Any],
+    initial_learning_rate: float | np.generic,
     decay_steps: int,
-    decay_rate: float | np.floating[Any],
+    decay_rate: float | np.generic,
     staircase: bool,
     transition_begin: int,
-    end_learning_rate: float | np.floating[Any] | None,
+    end_learning_rate: float | np.generic | None,
 ) -> Schedule:
     """Returns the schedule for arguments that `check_arguments` has validated."""
-    # Host-side constants, in float64 whatever the device precision: log2 of the
-    # rate per unit of exponent, and per step for the continuous decay.
-    log2_rate = math.log2(float(decay_rate))
-    log2_rate_per_step = log2_rate / decay_steps
-    clip = jnp.maximum if decay_rate < 1 else jnp.minimum
+    # Host-side constants, computed in float64 whatever the device precision: the
+    # natural log of the rate per stair and per step. Each is applied with a single
+    # multiply: XLA rewrites a division by a constant, or a chain of constant
+    # multiplies, into one multiply when it compiles, so a longer expression would
+    # round differently under jit than eagerly.
+    log_rate = math.log(float(decay_rate))
+    log_rate_per_step = log_rate / decay_steps
+    clip = jnp.maximum if float(decay_rate) < 1 else jnp.minimum
 
     def schedule(step: jax.typing.ArrayLike) -> jax.Array:
         dtype = _result_dtype(initial_learning_rate)
         compute = _compute_dtype(dtype)
         step = jnp.asarray(step)
-        init = jnp.asarray(initial_learning_rate, compute)
-
         if jnp.issubdtype(step.dtype, jnp.integer):
-            step = _integer_steps(step)
-            started, exponent = _integer_exponent(step, compute)
+            started, exponent = _integer_exponent(_integer_steps(step), compute)
         elif jnp.issubdtype(step.dtype, jnp.floating):
             started, exponent = _float_exponent(step, compute)
         else:
             raise TypeError(
                 f"step must be an integer or float array, got dtype {step.dtype}"
             )
-        value = init * jnp.exp2(exponent).astype(compute)
+        init = jnp.asarray(initial_learning_rate, compute)
+        value = init * jnp.exp(exponent).astype(compute)
         value = jnp.where(started, value, init)
         if end_learning_rate is not None:
             value = clip(value, jnp.asarray(end_learning_rate, compute))
@@ -279,28 +284,32 @@ def _build(
         begin = np.asarray(transition_begin, step.dtype)
         # max() before the subtraction keeps it from overflowing for early steps.
         elapsed = jnp.maximum(step, begin) - begin
-        if staircase:
-            if decay_steps > largest:
-                stairs = jnp.zeros_like(elapsed)  # no step reaches the first stair
-            else:
-                stairs = elapsed // np.asarray(decay_steps, step.dtype)
-            exponent = stairs.astype(compute) * np.asarray(log2_rate, compute)
+        if not staircase:
+            return step > begin, elapsed.astype(compute) * compute.type(
+                log_rate_per_step
+            )
+        if decay_steps > largest:
+            stairs = jnp.zeros_like(elapsed)  # no step of this dtype reaches stair 1
         else:
-            exponent = elapsed.astype(compute) * np.asarray(log2_rate_per_step, compute)
-        return step > begin, exponent
+            stairs = elapsed // np.asarray(decay_steps, step.dtype)
+        return step > begin, stairs.astype(compute) * compute.type(log_rate)
 
     def _float_exponent(
         step: jax.Array, compute: np.dtype[Any]
     ) -> tuple[jax.Array, jax.Array]:
-        compute = np.dtype(jnp.promote_types(step.dtype, compute))
-        elapsed = step.astype(compute) - np.asarray(transition_begin, compute)
+        # A float64 step (under x64) keeps its precision for a float32 result.
+        if step.dtype == np.float64:
+            compute = step.dtype
+        elapsed = step.astype(compute) - compute.type(transition_begin)
         started = elapsed > 0
-        # Zero the elapsed steps before the start so that their (unused) branch and
-        # its gradient stay finite.
+        # Zero the steps before the start so that their unused branch, and its
+        # gradient, stay finite.
         elapsed = jnp.where(started, elapsed, 0)
-        fraction = elapsed / np.asarray(decay_steps, compute)
-        if staircase:
-            fraction = jnp.floor(fraction)
-        return started, fraction * np.asarray(log2_rate, compute)
+        if not staircase:
+            return started, elapsed * compute.type(log_rate_per_step)
+        # floor_divide rounds its quotient, so it stays exact at stair edges where
+        # a compiled division by a constant (a multiply by its reciprocal) is not.
+        stairs = jnp.floor_divide(elapsed, compute.type(decay_steps))
+        return started, stairs * compute.type(log_rate)
 
     return schedule

@@ -267,7 +267,9 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
             f"class_name must be {_CLASS_NAME!r}, got {_preview(class_name)}"
         )
     module = data.get("module")
-    if module is not None and module not in _KNOWN_MODULES:
+    if module is not None and (
+        not isinstance(module, str) or module not in _KNOWN_MODULES
+    ):
         raise ValueError(
             f"module must be one of {sorted(_KNOWN_MODULES)} or absent, got "
             f"{_preview(module)}; modules named in data are never imported"

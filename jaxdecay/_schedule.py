@@ -6,6 +6,7 @@ command line) goes through `exponential_decay`, so the math lives here only.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxdecay import _exact
 
 Schedule = Callable[[jax.typing.ArrayLike], jax.Array]
 """A `step -> learning rate` function; accepted wherever optax takes a schedule."""
@@ -146,9 +149,14 @@ def _result_dtype(initial_learning_rate: float | np.generic) -> np.dtype[Any]:
     return np.dtype(jnp.result_type(float))
 
 
-def _compute_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
-    """float16 and bfloat16 are computed in float32 and rounded once at the end."""
-    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+def _compute_dtype() -> np.dtype[Any]:
+    """float32, or float64 under x64; every result dtype is rounded once from it.
+
+    Under x64 steps are int64, which float32 arithmetic does not cover exactly, so a
+    float32 (or 16-bit) learning rate is computed in float64 and rounded once: still
+    within 1 ulp of the exact value.
+    """
+    return np.dtype(jnp.result_type(float))
 
 
 def _integer_steps(step: jax.Array) -> jax.Array:
@@ -246,35 +254,39 @@ def _build(
     end_learning_rate: float | np.generic | None,
 ) -> Schedule:
     """Returns the schedule for arguments that `check_arguments` has validated."""
-    # Host-side constants, computed in float64 whatever the device precision: the
-    # natural log of the rate per stair and per step. Each is applied with a single
-    # multiply: XLA rewrites a division by a constant, or a chain of constant
-    # multiplies, into one multiply when it compiles, so a longer expression would
-    # round differently under jit than eagerly.
-    log_rate = math.log(float(decay_rate))
-    log_rate_per_step = log_rate / decay_steps
     clip = jnp.maximum if float(decay_rate) < 1 else jnp.minimum
+    # For float steps: the exponent of a fraction of a step, and of steps beyond
+    # the integer range.
+    log_rate_per_stair = math.log(float(decay_rate))
+    log_rate_per_step = log_rate_per_stair / decay_steps
+
+    @functools.cache
+    def constants(compute: np.dtype[Any], per_stair: bool) -> _exact.Constants:
+        # Prepared on the host once per compute dtype, at the first trace.
+        steps_per_unit = 1 if per_stair else decay_steps
+        return _exact.prepare(
+            initial_learning_rate, decay_rate, steps_per_unit, compute
+        )
 
     def schedule(step: jax.typing.ArrayLike) -> jax.Array:
         dtype = _result_dtype(initial_learning_rate)
-        compute = _compute_dtype(dtype)
+        compute = _compute_dtype()
         step = jnp.asarray(step)
         if jnp.issubdtype(step.dtype, jnp.integer):
-            started, exponent = _integer_exponent(_integer_steps(step), compute)
+            started, value = _integer_value(_integer_steps(step), compute)
         elif jnp.issubdtype(step.dtype, jnp.floating):
-            started, exponent = _float_exponent(step, compute)
+            started, value = _float_value(step, compute)
         else:
             raise TypeError(
                 f"step must be an integer or float array, got dtype {step.dtype}"
             )
         init = jnp.asarray(initial_learning_rate, compute)
-        value = init * jnp.exp(exponent).astype(compute)
         value = jnp.where(started, value, init)
         if end_learning_rate is not None:
             value = clip(value, jnp.asarray(end_learning_rate, compute))
         return value.astype(dtype)
 
-    def _integer_exponent(
+    def _integer_value(
         step: jax.Array, compute: np.dtype[Any]
     ) -> tuple[jax.Array, jax.Array]:
         largest = int(np.iinfo(step.dtype).max)
@@ -285,31 +297,53 @@ def _build(
         # max() before the subtraction keeps it from overflowing for early steps.
         elapsed = jnp.maximum(step, begin) - begin
         if not staircase:
-            return step > begin, elapsed.astype(compute) * compute.type(
-                log_rate_per_step
-            )
+            return step > begin, _exact.scaled_pow(constants(compute, False), elapsed)
         if decay_steps > largest:
             stairs = jnp.zeros_like(elapsed)  # no step of this dtype reaches stair 1
         else:
+            # The exact integer quotient: never a float division.
             stairs = elapsed // np.asarray(decay_steps, step.dtype)
-        return step > begin, stairs.astype(compute) * compute.type(log_rate)
+        return step > begin, _exact.scaled_pow(constants(compute, True), stairs)
 
-    def _float_exponent(
+    def _float_value(
         step: jax.Array, compute: np.dtype[Any]
     ) -> tuple[jax.Array, jax.Array]:
-        # A float64 step (under x64) keeps its precision for a float32 result.
-        if step.dtype == np.float64:
-            compute = step.dtype
-        elapsed = step.astype(compute) - compute.type(transition_begin)
+        # The float step's own type, or the compute type if that is wider.
+        if step.dtype != np.float64:
+            step = step.astype(np.float32)
+        elapsed = step - step.dtype.type(transition_begin)
         started = elapsed > 0
         # Zero the steps before the start so that their unused branch, and its
         # gradient, stay finite.
         elapsed = jnp.where(started, elapsed, 0)
-        if not staircase:
-            return started, elapsed * compute.type(log_rate_per_step)
-        # floor_divide rounds its quotient, so it stays exact at stair edges where
-        # a compiled division by a constant (a multiply by its reciprocal) is not.
-        stairs = jnp.floor_divide(elapsed, compute.type(decay_steps))
-        return started, stairs * compute.type(log_rate)
+        if staircase:
+            # floor_divide rounds its quotient, so it stays exact at stair edges
+            # where a compiled division by a constant (a multiply by its
+            # reciprocal) is not.
+            units = jnp.floor_divide(elapsed, step.dtype.type(decay_steps))
+            fraction = None
+        else:
+            units = jnp.floor(elapsed)
+            fraction = elapsed - units  # exact
+        # Whole steps (or stairs) take the exact integer path, so a float step
+        # equal to an integer gives the integer step's bits.
+        int_dtype = np.dtype(np.int64 if compute == np.float64 else np.int32)
+        in_range = units < step.dtype.type(2.0 ** (8 * int_dtype.itemsize - 1))
+        whole = jnp.where(in_range, units, 0).astype(int_dtype)
+        value = _exact.scaled_pow(constants(compute, staircase), whole)
+        if fraction is not None:
+            value = value * jnp.exp(
+                fraction.astype(compute) * compute.type(log_rate_per_step)
+            )
+        # Beyond the integer range (infinity included), the formula in float.
+        log_rate_per_unit = log_rate_per_stair if staircase else log_rate_per_step
+        init = jnp.asarray(initial_learning_rate, compute)
+        if log_rate_per_unit == 0:  # no decay: inf * 0 would be NaN
+            return started, jnp.where(in_range, value, init)
+        # floor_divide(inf, ...) is NaN; an infinite step has made infinitely
+        # many stairs.
+        units = jnp.where(jnp.isinf(elapsed), elapsed, units)
+        beyond = init * jnp.exp(units.astype(compute) * compute.type(log_rate_per_unit))
+        return started, jnp.where(in_range, value, beyond)
 
     return schedule

@@ -1,0 +1,238 @@
+"""Accuracy (ulp vs a 256-bit mpmath reference) and speed: jaxdecay vs optax vs Keras.
+
+Prints one table: max and mean ulp error of `jaxdecay.exponential_decay`, optax's
+``exponential_decay`` and Keras 3's ``ExponentialDecay`` (JAX backend), over
+results in the normal range, then the jitted throughput over 4M int32 steps.
+The float64 rows need x64, so this script runs itself again in a subprocess with
+``JAX_ENABLE_X64=1`` for that row.
+
+Usage: ``python benchmarks/accuracy.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import jax
+import jax.numpy as jnp
+import keras
+import mpmath
+import numpy as np
+import optax
+
+import jaxdecay
+
+mpmath.mp.prec = 256
+
+# (scale, rate, decay_steps): typical schedules plus slow and fast decays.  For
+# the float32 rows scale and rate are first rounded to float32, so that optax and
+# Keras (which round them to float32) get the same inputs as the reference:
+# the table then measures how each computes the power, not input rounding.
+CONFIGS = [
+    (0.1, 0.96, 1000),
+    (1e-3, 0.9999, 1),
+    (0.01, 0.5, 100_000),
+    (0.3, 0.999, 7),
+    (1.0, 0.9, 10_000_000),
+    (0.05, 1.0001, 5000),
+]
+
+
+def _round_exact(value: Any, precision: int, least: int, overflow: int) -> float:
+    """``value`` rounded to nearest-even with the given binary format."""
+    if value == 0:
+        return 0.0
+    _, exponent = mpmath.frexp(value)
+    quantum = max(exponent - precision, least)
+    integer = int(mpmath.nint(mpmath.ldexp(value, -quantum)))
+    if abs(integer) * mpmath.mpf(2) ** quantum >= mpmath.mpf(2) ** overflow:
+        return float("inf") if integer > 0 else float("-inf")
+    return float(mpmath.ldexp(integer, quantum))
+
+
+def reference(
+    scale: float, rate: float, exponents: list[Any], dtype: Any
+) -> np.ndarray:
+    """``scale * rate**e`` exactly rounded, for exact mpmath exponents ``e``."""
+    fmt = (24, -149, 128) if dtype == np.float32 else (53, -1074, 1024)
+    log_rate = mpmath.log(mpmath.mpf(rate))
+    values = [
+        _round_exact(mpmath.mpf(scale) * mpmath.exp(log_rate * e), *fmt)
+        for e in exponents
+    ]
+    return np.array(values, dtype)
+
+
+def ulp_errors(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """ulp distances over the results whose exact value is a normal float."""
+    int_type = np.int32 if expected.dtype == np.float32 else np.int64
+    got = np.asarray(got).astype(expected.dtype)
+
+    def ordered(x: np.ndarray) -> np.ndarray:
+        # Sign-magnitude bits to a monotonic line, as exact Python ints.
+        bits = x.view(int_type).astype(np.int64)
+        return np.where(bits < 0, np.iinfo(int_type).min - bits, bits).astype(object)
+
+    normal = np.isfinite(expected) & (np.abs(expected) >= np.finfo(expected.dtype).tiny)
+    distance = np.abs(ordered(got) - ordered(expected)).astype(np.float64)
+    return distance[normal]
+
+
+def _steps(
+    rng: np.random.Generator, kind: str, config: tuple[float, float, int], count: int
+) -> np.ndarray:
+    decay_steps = config[2]
+    if kind == "low":
+        return rng.integers(0, 2**24, count)
+    if kind == "high":
+        return rng.integers(2**24, 2**31, count)
+    if kind == "stairs":
+        top = (2**31 - 1) // decay_steps
+        k = rng.integers(1, top + 1, count // 2)
+        return np.concatenate([k * decay_steps - 1, k * decay_steps])
+    # float64: up to 2**53 (stairs: 2**62), where the result is not yet 0 or inf.
+    top = min(2**53 if kind == "float64" else 2**62, _last_finite_step(*config))
+    if kind == "float64":
+        return rng.integers(0, top + 1, count)
+    k = rng.integers(1, top // decay_steps + 1, count // 2)
+    return np.concatenate([k * decay_steps - 1, k * decay_steps])
+
+
+def _last_finite_step(scale: float, rate: float, decay_steps: int) -> int:
+    """A step up to which `scale * rate**(step / decay_steps)` is a normal float64."""
+    log2_rate = float(mpmath.log(rate, 2))
+    if log2_rate == 0:
+        return 2**63 - 1
+    bound = -1021 if log2_rate < 0 else 1023
+    room = bound - float(mpmath.log(abs(scale), 2))
+    return int(room / log2_rate * decay_steps)
+
+
+def accuracy_row(kind: str, count: int) -> dict[str, list[float]]:
+    """Max and mean ulp errors of the three implementations for one row."""
+    x64 = kind in ("float64", "stairs64")
+    dtype = np.float64 if x64 else np.float32
+    staircase = kind in ("stairs", "stairs64")
+    rng = np.random.default_rng(2024)
+    errors: dict[str, list[np.ndarray]] = {"jaxdecay": [], "optax": [], "keras": []}
+    for scale, rate, decay_steps in CONFIGS:
+        scale, rate = (float(dtype(scale)), float(dtype(rate)))
+        steps = _steps(rng, kind, (scale, rate, decay_steps), count // len(CONFIGS))
+        steps = steps.astype(np.int64 if x64 else np.int32)
+        if staircase:
+            exponents = [mpmath.mpf(int(s) // decay_steps) for s in steps]
+        else:
+            exponents = [mpmath.mpf(int(s)) / decay_steps for s in steps]
+        expected = reference(scale, rate, exponents, dtype)
+        ours = jax.jit(
+            jaxdecay.exponential_decay(scale, decay_steps, rate, staircase=staircase)
+        )(jnp.asarray(steps))
+        optax_schedule = optax.exponential_decay(
+            scale, decay_steps, rate, staircase=staircase
+        )
+        keras_schedule = keras.optimizers.schedules.ExponentialDecay(
+            scale, decay_steps, rate, staircase=staircase
+        )
+        results = {
+            "jaxdecay": ours,
+            "optax": jax.jit(optax_schedule)(jnp.asarray(steps)),
+            "keras": jax.jit(keras_schedule)(jnp.asarray(steps)),
+        }
+        for name, got in results.items():
+            errors[name].append(ulp_errors(np.asarray(got), expected))
+    return {
+        name: [float(np.concatenate(e).max()), float(np.concatenate(e).mean())]
+        for name, e in errors.items()
+    }
+
+
+def throughput(repetitions: int = 7) -> dict[str, float]:
+    """Steps per second of the jitted schedules over 4M int32 steps."""
+    steps = jnp.asarray(np.random.default_rng(0).integers(0, 2**31, 4 << 20), jnp.int32)
+    functions = {
+        "jaxdecay": jax.jit(jaxdecay.exponential_decay(0.1, 1000, 0.96)),
+        "optax": jax.jit(optax.exponential_decay(0.1, 1000, 0.96)),
+    }
+    for function in functions.values():  # compile and warm up
+        function(steps).block_until_ready()
+        function(steps).block_until_ready()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repetitions):  # interleaved, so drift hits both alike
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function(steps).block_until_ready()
+            times[name].append(time.perf_counter() - start)
+    return {name: steps.size / float(np.median(t)) for name, t in times.items()}
+
+
+def _cell(largest: float, mean: float) -> str:
+    """``max / mean``, compact (optax's inf for a finite result is ~1e15 ulp)."""
+    if largest < 1e6:
+        return f"{largest:.0f} / {mean:.3f}"
+    return f"{largest:.2e} / {mean:.2e}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small samples (seconds)")
+    parser.add_argument("--float64-row", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    count = 600 if args.quick else 24_000
+
+    if args.float64_row:  # child process, x64 enabled: print the rows as JSON
+        keras.config.set_floatx("float64")
+        rows64 = {
+            "float64 (x64) steps < 2**53": accuracy_row("float64", count),
+            "float64 (x64) stairs < 2**62": accuracy_row("stairs64", count),
+        }
+        print(json.dumps(rows64))
+        return
+
+    rows = {
+        "float32 steps < 2**24": accuracy_row("low", count),
+        "float32 steps 2**24..2**31": accuracy_row("high", count),
+        "float32 stair boundaries": accuracy_row("stairs", count),
+    }
+    child = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--float64-row",
+            *(["--quick"] if args.quick else []),
+        ],
+        env=dict(os.environ, JAX_ENABLE_X64="1"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows.update(json.loads(child.stdout.strip().splitlines()[-1]))
+
+    names = ["jaxdecay", "optax", "keras"]
+    header = f"{'ulp error vs exact (max / mean)':<32}" + "".join(
+        f"{name:>24}" for name in names
+    )
+    print(f"samples per row: {count} (normal-range results only)")
+    print(header)
+    print("-" * len(header))
+    for label, row in rows.items():
+        cells = "".join(f"{_cell(*row[n]):>24}" for n in names)
+        print(f"{label:<32}{cells}")
+    rates = throughput(3 if args.quick else 7)
+    print()
+    print(
+        f"jit throughput, 4M int32 steps (median): jaxdecay {rates['jaxdecay']:.3e} "
+        f"steps/s, optax {rates['optax']:.3e} steps/s, "
+        f"ratio jaxdecay/optax {rates['jaxdecay'] / rates['optax']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

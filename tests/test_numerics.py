@@ -1,0 +1,399 @@
+"""Accuracy of the numerics core against a 256-bit mpmath reference.
+
+``scaled_pow(prepare(scale, rate, decay_steps, dtype), n)`` must be within 1 ulp
+of ``scale * rate**(n / decay_steps)`` rounded exactly, for every result in the
+normal range.  XLA on CPU flushes subnormal results to zero, so below the normal
+range a result may be 0 (of the right sign) or the subnormal within 1 ulp, and
+never NaN.
+
+The float32 tests work whether or not x64 is enabled (CI runs the suite both
+ways).  The float64 tests and the check that a float32 program holds no 64-bit
+type each run in a fresh interpreter with the x64 setting they need.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxdecay import exponential_decay
+from jaxdecay._exact import prepare, scaled_pow
+
+mpmath.mp.prec = 256
+
+_INT_TYPE = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
+# (precision in bits, exponent of the least subnormal, overflow exponent)
+_FORMAT = {
+    np.dtype(np.float32): (24, -149, 128),
+    np.dtype(np.float64): (53, -1074, 1024),
+}
+_RATES = [0.9999, 0.96, 0.5, 1e-3, 1.0001, 2.0]
+_DECAY_STEPS = [1, 1000, 2**31 - 1, 2**62, 2**63 - 1]
+
+
+def _round_exact(value: mpmath.mpf, dtype: np.dtype) -> float:
+    """``value`` rounded to nearest-even in ``dtype``, subnormals included."""
+    if value == 0:
+        return 0.0
+    precision, least_exponent, overflow_exponent = _FORMAT[dtype]
+    _, exponent = mpmath.frexp(value)  # value = m * 2**exponent, 1/2 <= |m| < 1
+    quantum = max(exponent - precision, least_exponent)
+    integer = int(mpmath.nint(mpmath.ldexp(value, -quantum)))  # ties to even
+    if abs(integer) * mpmath.mpf(2) ** quantum >= mpmath.mpf(2) ** overflow_exponent:
+        return float("inf") if integer > 0 else float("-inf")
+    return float(mpmath.ldexp(integer, quantum))
+
+
+def reference(scale, rate, decay_steps, ns, dtype) -> np.ndarray:
+    """``scale * rate**(n / decay_steps)`` exactly rounded, from 256-bit mpmath."""
+    dtype = np.dtype(dtype)
+    exact_scale = mpmath.mpf(float(scale))
+    log_rate = mpmath.log(mpmath.mpf(float(rate)))
+    return np.array(
+        [
+            _round_exact(
+                exact_scale * mpmath.exp(log_rate * int(n) / decay_steps), dtype
+            )
+            for n in np.asarray(ns).ravel()
+        ],
+        dtype,
+    ).reshape(np.shape(ns))
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Number of representable floats between ``a`` and ``b`` (same dtype)."""
+    int_type = _INT_TYPE[a.dtype]
+
+    def ordered(x: np.ndarray) -> np.ndarray:
+        # Map the sign-magnitude bit patterns to a monotonic integer line.
+        bits = x.view(int_type).astype(object)
+        return np.array([v if v >= 0 else np.iinfo(int_type).min - v for v in bits])
+
+    return np.abs(ordered(a) - ordered(b)).astype(np.float64)
+
+
+def check_close(got, expected) -> None:
+    """Asserts the accuracy contract element by element."""
+    got, expected = np.asarray(got).ravel(), np.asarray(expected).ravel()
+    assert got.dtype == expected.dtype
+    assert not np.isnan(got).any(), "NaN result"
+    normal = np.isfinite(expected) & (np.abs(expected) >= np.finfo(got.dtype).tiny)
+    distance = ulp_distance(got, expected)
+    bad = normal & (distance > 1)
+    assert not bad.any(), (
+        f"{bad.sum()} results off by > 1 ulp, worst {distance[bad].max()}: "
+        f"got {got[bad][:4]}, expected {expected[bad][:4]}"
+    )
+    infinite = np.isinf(expected)
+    assert (got[infinite] == expected[infinite]).all(), "overflow must give +-inf"
+    tiny = np.isfinite(expected) & ~normal
+    flushed = (got[tiny] == 0) & (np.signbit(got[tiny]) == np.signbit(expected[tiny]))
+    assert (flushed | (distance[tiny] <= 1)).all(), "underflow must give 0 or ~exact"
+
+
+def _evaluate(scale, rate, decay_steps, ns, dtype=np.float32) -> np.ndarray:
+    constants = prepare(scale, rate, decay_steps, dtype)
+    n = jnp.asarray(np.asarray(ns, _INT_TYPE[np.dtype(dtype)]))
+    return np.asarray(scaled_pow(constants, n))
+
+
+def _normal_range_top(constants, n_cap: int) -> int:
+    # n_top bounds where the result can still be non-zero and finite.
+    return min(constants.n_top, n_cap)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    scale=st.floats(1e-6, 10.0) | st.floats(-10.0, -1e-6),
+    rate=st.floats(1e-4, 0.99999) | st.floats(1.00001, 4.0),
+    decay_steps=st.sampled_from(_DECAY_STEPS) | st.integers(1, 10**6),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_float32_random(scale, rate, decay_steps, seed):
+    constants = prepare(scale, rate, decay_steps, np.float32)
+    top = _normal_range_top(constants, 2**31 - 1)
+    rng = np.random.default_rng(seed)
+    ns = np.concatenate(
+        [
+            rng.integers(0, top + 1, 48),
+            rng.integers(0, min(top, 2**24) + 1, 16),
+            [0, 1, top],
+        ]
+    ).astype(np.int32)
+    got = np.asarray(scaled_pow(constants, jnp.asarray(ns)))
+    check_close(got, reference(scale, rate, decay_steps, ns, np.float32))
+
+
+def _stair_steps(decay_steps: int) -> np.ndarray:
+    """Steps k*ds - 1 and k*ds near 2**24 and 2**31 that fit in int32."""
+    steps = {0, 1, 2**24 - 1, 2**24, 2**24 + 1, 2**31 - 2, 2**31 - 1}
+    for anchor in (2**24, 2**31 - 1):
+        k = anchor // decay_steps
+        for kk in (k - 1, k, k + 1):
+            for step in (kk * decay_steps - 1, kk * decay_steps):
+                if 0 <= step <= 2**31 - 1:
+                    steps.add(step)
+    return np.array(sorted(steps), np.int64)
+
+
+@pytest.mark.parametrize("decay_steps", _DECAY_STEPS)
+@pytest.mark.parametrize("rate", _RATES)
+def test_float32_boundaries(rate, decay_steps):
+    steps = _stair_steps(decay_steps)
+    for scale in (0.1, 1.0):
+        got = _evaluate(scale, rate, decay_steps, steps)
+        check_close(got, reference(scale, rate, decay_steps, steps, np.float32))
+        # Staircase: the caller passes the completed stairs with decay_steps=1.
+        stairs = steps // decay_steps
+        got = _evaluate(scale, rate, 1, stairs)
+        check_close(got, reference(scale, rate, 1, stairs, np.float32))
+
+
+@pytest.mark.parametrize(
+    ("scale", "rate", "decay_steps"),
+    [
+        (0.1, 0.96, 1000),
+        (1e-3, 0.9999, 1),
+        (-2.5, 1.0001, 7),
+        (1e30, 1e-20, 3),
+        (1e-300, 1.7e308, 3),  # scale outside float32: its exact value is used
+        (1e300, 1e-300, 1),
+    ],
+)
+def test_float32_extremes_near_the_edges(scale, rate, decay_steps):
+    constants = prepare(scale, rate, decay_steps, np.float32)
+    top = min(constants.n_top, 2**31 - 1)
+    ns = np.unique(np.clip(np.arange(-40, 41) + top, 0, 2**31 - 1))
+    ns = np.concatenate([ns, np.arange(0, 40), np.linspace(0, top, 200).astype(int)])
+    got = _evaluate(scale, rate, decay_steps, ns)
+    check_close(got, reference(scale, rate, decay_steps, ns, np.float32))
+
+
+def test_jit_eager_and_vmap_bit_identical():
+    rng = np.random.default_rng(0)
+    ns = rng.integers(0, 2**31 - 1, 200_000).astype(np.int32)
+    ns[:1000] = rng.integers(0, 2**16, 1000)
+    for scale, rate, decay_steps in [
+        (0.1, 0.96, 1000),
+        (-3.0, 1.0001, 10),
+        (1e-3, 0.9999, 2**31 - 1),
+        (0.5, 0.999, 12345),
+    ]:
+        constants = prepare(scale, rate, decay_steps, np.float32)
+        eager = np.asarray(scaled_pow(constants, jnp.asarray(ns)))
+        jitted = np.asarray(jax.jit(lambda n, c=constants: scaled_pow(c, n))(ns))
+        mapped = np.asarray(jax.vmap(lambda n, c=constants: scaled_pow(c, n))(ns))
+        assert (eager.view(np.int32) == jitted.view(np.int32)).all()
+        assert (eager.view(np.int32) == mapped.view(np.int32)).all()
+        # Inside a larger jitted computation, as a schedule would use it.
+        fused = jax.jit(lambda t, c=constants: scaled_pow(c, jnp.maximum(t - 0, 0)) * 1)
+        assert (np.asarray(fused(ns)).view(np.int32) == eager.view(np.int32)).all()
+
+
+def test_underflow_overflow_and_special_scales():
+    big = np.array([0, 1, 100, 10**6, 2**31 - 1], np.int32)
+    down = _evaluate(1.0, 0.5, 1, big)
+    assert down[0] == 1.0 and (down[-2:] == 0).all() and not np.isnan(down).any()
+    up = _evaluate(-1.0, 2.0, 1, big)
+    assert up[0] == -1.0 and up[2] == -(2.0**100) and (up[-2:] == -np.inf).all()
+    assert (_evaluate(2.0, 1e-30, 1, big)[2:] == 0).all()
+    assert (_evaluate(2.0, 1e30, 1, big)[2:] == np.inf).all()
+    zeros = _evaluate(-0.0, 0.5, 3, big)
+    assert (zeros == 0).all() and np.signbit(zeros).all()
+    assert (_evaluate(0.1, 1.0, 3, big) == np.float32(0.1)).all()
+    # Every n from 0 up, across the whole underflow transition.
+    ns = np.arange(0, 200, dtype=np.int32)
+    got = _evaluate(0.75, 0.5, 1, ns)
+    check_close(got, reference(0.75, 0.5, 1, ns, np.float32))
+    assert ((got > 0) | (got == 0)).all()
+
+
+def test_shapes_and_dtypes():
+    constants = prepare(0.1, 0.96, 1000, jnp.float32)
+    out = scaled_pow(constants, jnp.arange(12, dtype=jnp.int32).reshape(3, 4))
+    assert out.shape == (3, 4) and out.dtype == jnp.float32
+    assert scaled_pow(constants, jnp.int32(5)).shape == ()
+    assert hash(constants) == hash(prepare(0.1, 0.96, 1000, jnp.float32))
+    with pytest.raises(ValueError):
+        prepare(0.1, 0.0, 1000, jnp.float32)
+    with pytest.raises(ValueError):
+        prepare(0.1, 0.5, 0, jnp.float32)
+    with pytest.raises(TypeError):
+        scaled_pow(constants, jnp.ones(3, jnp.float32))
+
+
+def _run_isolated(code: str, x64: bool) -> str:
+    """Runs ``code`` in a fresh interpreter with x64 on or off; returns stdout."""
+    env = dict(os.environ, JAX_ENABLE_X64="1" if x64 else "0", JAX_PLATFORMS="cpu")
+    tests_dir = str(pathlib.Path(__file__).parent)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        cwd=tests_dir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_float32_program_has_no_64_bit_types():
+    out = _run_isolated(
+        """
+        import json, jax, jax.numpy as jnp, numpy as np
+        from jaxdecay._exact import prepare, scaled_pow
+        texts = []
+        for args in [(0.1, 0.96, 1000), (1e-300, 1.7e308, 3), (-2.0, 1.0001, 7)]:
+            c = prepare(*args, jnp.float32)
+            lowered = jax.jit(lambda n: scaled_pow(c, n)).lower(
+                jax.ShapeDtypeStruct((16,), jnp.int32))
+            texts.append(lowered.as_text() + lowered.compile().as_text())
+        print(json.dumps(texts))
+        """,
+        x64=False,
+    )
+    # Array types: `tensor<16xf64>` in StableHLO, `f64[16]` in compiled HLO
+    # (attributes such as `array<i64: 1>` are not data and may be 64-bit).
+    wide = re.compile(r"tensor<(\d+x)*(f64|i64|ui64)>|\b[fsu]64\[")
+    texts = json.loads(out)
+    assert len(texts) == 3
+    for text in texts:
+        assert "f32[" in text
+        assert not wide.search(text), wide.search(text)
+
+
+def float64_checks() -> str:
+    """The float64 contract; run with x64 enabled (see test_float64)."""
+    assert jax.config.jax_enable_x64
+    rng = np.random.default_rng(64)
+    lines = []
+    cases = [
+        (0.1, 0.96, 1000),
+        (1e-3, 0.9999, 1),
+        (-2.5, 1.0001, 7),
+        (0.01, 0.5, 2**31 - 1),
+        (1.0, 0.9, 2**62),
+        (1.0, 0.9999, 2**63 - 1),
+        (1e-300, 1.7e308, 3),
+    ]
+    for _ in range(6):
+        cases.append(
+            (
+                float(rng.uniform(-3, 3)),
+                float(np.exp(rng.uniform(-9, 0.7))),
+                int(rng.choice([1, 7, 1000, 2**40 + 3, 2**62])),
+            )
+        )
+    for scale, rate, decay_steps in cases:
+        constants = prepare(scale, rate, decay_steps, np.float64)
+        top = min(constants.n_top, 2**53)
+        ns = [rng.integers(0, top + 1, 150), rng.integers(0, min(top, 2**24) + 1, 50)]
+        for anchor in (2**24, 2**31, 2**53):  # stair boundaries k*ds - 1, k*ds
+            k = anchor // decay_steps
+            ns.append(
+                [s for s in (k * decay_steps - 1, k * decay_steps) if 0 <= s <= 2**53]
+            )
+        n = np.concatenate([np.asarray(x, np.int64) for x in ns] + [[0, 1, top]])
+        eager = np.asarray(scaled_pow(constants, jnp.asarray(n)))
+        jitted = np.asarray(jax.jit(lambda m, c=constants: scaled_pow(c, m))(n))
+        assert eager.dtype == np.float64
+        assert (eager.view(np.int64) == jitted.view(np.int64)).all()
+        check_close(eager, reference(scale, rate, decay_steps, n, np.float64))
+        lines.append(f"ok {scale} {rate} {decay_steps} n={n.size}")
+    return "\n".join(lines)
+
+
+def test_float64():
+    out = _run_isolated(
+        "import test_numerics; print(test_numerics.float64_checks())", x64=True
+    )
+    assert out.count("ok ") == 13, out
+
+
+# ---------------------------------------------------------------------------
+# The public schedule: the same contract through `exponential_decay`, with the
+# transition start, the staircase's integer division and the result dtypes.
+# ---------------------------------------------------------------------------
+
+
+def _public_reference(config, steps, staircase, dtype):
+    """The schedule's exact value at integer `steps`, from mpmath, in `dtype`."""
+    scale, rate, decay_steps, begin = config
+    elapsed = np.maximum(np.asarray(steps, dtype=object) - begin, 0)
+    if staircase:
+        # The exact stair: integer division of Python ints.
+        elapsed = elapsed // decay_steps * decay_steps
+    return reference(scale, rate, decay_steps, elapsed, dtype)
+
+
+_PUBLIC_CONFIGS = [
+    (0.1, 0.9999, 1000, 0),
+    (0.1, 0.96, 100_000, 0),
+    (3e-4, 0.5, 7, 12_345),
+    (1.0, 1.0001, 2**20 + 1, 0),
+]
+
+
+@pytest.mark.parametrize("staircase", [False, True], ids=["smooth", "staircase"])
+@pytest.mark.parametrize("config", _PUBLIC_CONFIGS, ids=str)
+def test_public_schedule_within_one_ulp_at_stair_edges(config, staircase):
+    """Every k*decay_steps - 1 and k*decay_steps near 2**24 and near 2**31."""
+    scale, rate, decay_steps, begin = config
+    edges = []
+    for centre in (2**24, 2**31 - 1 - 8 * decay_steps):
+        k = np.arange(-4, 4) + (centre - begin) // decay_steps
+        edges += [begin + k * decay_steps - 1, begin + k * decay_steps]
+    steps = np.unique(np.concatenate(edges))
+    steps = steps[(steps >= 0) & (steps < 2**31)].astype(np.int32)
+    schedule = jax.jit(
+        exponential_decay(scale, decay_steps, rate, staircase, transition_begin=begin)
+    )
+    expected = _public_reference(config, steps, staircase, schedule(0).dtype)
+    check_close(schedule(steps), expected)
+
+
+def test_public_staircase_is_not_a_stair_late():
+    """Step 10,773,999 with decay_steps=1000 is on stair 10,773 (optax and Keras,
+    dividing in float32, return stair 10,774)."""
+    schedule = exponential_decay(0.1, 1000, 0.9999, staircase=True)
+    dtype = schedule(0).dtype
+    got = np.asarray(schedule(np.int32(10_773_999)))
+    stair_10773 = _round_exact(mpmath.mpf(0.1) * mpmath.mpf(0.9999) ** 10_773, dtype)
+    stair_10774 = _round_exact(mpmath.mpf(0.1) * mpmath.mpf(0.9999) ** 10_774, dtype)
+    assert ulp_distance(got.reshape(1), np.array([stair_10773], dtype))[0] <= 1
+    assert got != dtype.type(stair_10774)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, jnp.bfloat16])
+def test_16_bit_learning_rates_round_once(dtype):
+    """A 16-bit rate is computed in float32 and rounded once: within 1 ulp of its
+    own format's exactly rounded value."""
+    scale = dtype(0.1)
+    schedule = exponential_decay(scale, 1000, 0.96)
+    steps = np.arange(0, 2**31 - 1, 2**31 // 997, dtype=np.int64)
+    steps = steps.astype(np.int32)
+    got = np.asarray(schedule(steps))
+    assert got.dtype == np.dtype(dtype)
+    exact = reference(float(scale), 0.96, 1000, steps, np.float64)
+    expected = exact.astype(dtype)  # float64 holds the value to ~2**-53: one rounding
+    normal = np.abs(expected.astype(np.float64)) >= float(jnp.finfo(dtype).tiny)
+    as_int = (
+        got.view(np.int16).astype(np.int64),
+        expected.view(np.int16).astype(np.int64),
+    )
+    assert np.all(np.abs(as_int[0] - as_int[1])[normal] <= 1)

@@ -1,0 +1,378 @@
+"""ExponentialDecay as a value: constructor, immutability, copies, configs, JSON."""
+
+import copy
+import copyreg
+import dataclasses
+import json
+import pickle
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxdecay
+from jaxdecay import ExponentialDecay
+
+KERAS_KEYS = ["initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name"]
+
+
+def bits(array):
+    """The dtype, shape and raw bytes of an array: equal iff bit-identical."""
+    array = np.asarray(array)
+    return array.dtype, array.shape, array.tobytes()
+
+
+STEPS = np.asarray([0, 1, 999, 1000, 1001, 5000, 123_457], np.int32)
+
+# ---------------------------------------------------------------------------
+# Constructor.
+# ---------------------------------------------------------------------------
+
+
+def test_positional_order_is_keras():
+    """Positional arguments are Keras' (initial_learning_rate, decay_steps,
+    decay_rate, staircase, name)."""
+    schedule = ExponentialDecay(0.25, 300, 0.5, True, "warm")
+    assert schedule.initial_learning_rate == 0.25
+    assert schedule.decay_steps == 300
+    assert schedule.decay_rate == 0.5
+    assert schedule.staircase is True
+    assert schedule.name == "warm"
+    assert schedule.transition_begin == 0
+    assert schedule.end_learning_rate is None
+
+
+def test_defaults_are_keras():
+    """staircase defaults to False and name to "ExponentialDecay", as in Keras."""
+    schedule = ExponentialDecay(0.1, 1000, 0.96)
+    assert schedule.staircase is False
+    assert schedule.name == "ExponentialDecay"
+
+
+@pytest.mark.parametrize("extra", [(0,), (0, None), (5, 0.01)])
+def test_extension_fields_are_keyword_only(extra):
+    """transition_begin and end_learning_rate cannot be given positionally."""
+    with pytest.raises(TypeError):
+        ExponentialDecay(0.1, 1000, 0.5, False, "n", *extra)
+
+
+def test_extension_fields_by_keyword():
+    """transition_begin and end_learning_rate are set by keyword."""
+    schedule = ExponentialDecay(
+        0.1, 1000, 0.5, transition_begin=7, end_learning_rate=0.01
+    )
+    assert (schedule.transition_begin, schedule.end_learning_rate) == (7, 0.01)
+
+
+def test_frozen():
+    """Assigning to any field raises FrozenInstanceError and changes nothing."""
+    schedule = ExponentialDecay(0.1, 1000, 0.5)
+    for field in dataclasses.fields(schedule):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(schedule, field.name, getattr(schedule, field.name))
+    assert schedule == ExponentialDecay(0.1, 1000, 0.5)
+
+
+def test_replace_builds_a_variant():
+    """`dataclasses.replace` gives a new schedule with the new values."""
+    schedule = ExponentialDecay(0.1, 1000, 0.5, name="a")
+    variant = dataclasses.replace(schedule, decay_steps=10, transition_begin=3)
+    assert variant == ExponentialDecay(0.1, 10, 0.5, name="a", transition_begin=3)
+    assert schedule.decay_steps == 1000
+    # The variant computes with its own values: 0.1 * 0.5**1 at step 3 + 10.
+    np.testing.assert_allclose(variant(13), 0.05, rtol=2e-6)
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (dict(decay_steps=0), ValueError),
+        (dict(decay_rate=-1.0), ValueError),
+        (dict(staircase=1), TypeError),
+        (dict(transition_begin=-1), ValueError),
+        (dict(end_learning_rate=float("nan")), ValueError),
+    ],
+)
+def test_replace_revalidates(change, error):
+    """`dataclasses.replace` with an invalid value raises, naming the field."""
+    (field,) = change
+    with pytest.raises(error, match=field):
+        dataclasses.replace(ExponentialDecay(0.1, 1000, 0.5), **change)
+
+
+def test_equality_and_hash():
+    """Equal fields compare and hash equal (numbers normalized: 1 == 1.0, int64)."""
+    a = ExponentialDecay(1, np.int64(1000), 0.5, transition_begin=np.int32(3))
+    b = ExponentialDecay(1.0, 1000, 0.5, transition_begin=3)
+    assert a == b
+    assert hash(a) == hash(b)
+    assert len({a, b}) == 1
+    assert isinstance(a.decay_steps, int) and isinstance(a.transition_begin, int)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(initial_learning_rate=0.2),
+        dict(decay_steps=999),
+        dict(decay_rate=0.25),
+        dict(staircase=True),
+        dict(name="other"),
+        dict(transition_begin=1),
+        dict(end_learning_rate=0.0),
+    ],
+)
+def test_inequality(change):
+    """Schedules that differ in any one field compare unequal."""
+    base = ExponentialDecay(0.1, 1000, 0.5)
+    assert base != dataclasses.replace(base, **change)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        ExponentialDecay(0.1, 1000, 0.5),
+        ExponentialDecay(
+            np.float16(0.1),
+            1000,
+            0.96,
+            True,
+            None,
+            transition_begin=10,
+            end_learning_rate=0.01,
+        ),
+    ],
+    ids=["default", "all-fields"],
+)
+@pytest.mark.parametrize(
+    "clone",
+    [copy.copy, copy.deepcopy, lambda s: pickle.loads(pickle.dumps(s))],
+    ids=["copy", "deepcopy", "pickle"],
+)
+def test_copies_are_equal_and_compute_the_same_bits(schedule, clone):
+    """copy.copy, copy.deepcopy and a pickle round trip give an equal schedule that
+    computes the same bits, under jit too."""
+    twin = clone(schedule)
+    assert twin == schedule
+    assert hash(twin) == hash(schedule)
+    assert bits(twin(STEPS)) == bits(schedule(STEPS))
+    assert bits(jax.jit(twin)(STEPS)) == bits(jax.jit(schedule)(STEPS))
+
+
+def test_tampered_pickle_is_validated():
+    """A pickle whose state holds an invalid value raises on load."""
+
+    class Tampered:
+        def __reduce__(self):
+            state = ExponentialDecay(0.1, 1000, 0.5).__getstate__()
+            state["decay_steps"] = -1000
+            return copyreg._reconstructor, (ExponentialDecay, object, None), state
+
+    data = pickle.dumps(Tampered())
+    with pytest.raises(ValueError, match=r"decay_steps.*-1000"):
+        pickle.loads(data)
+
+
+# ---------------------------------------------------------------------------
+# Keras config.
+# ---------------------------------------------------------------------------
+
+
+def test_get_config_has_exactly_keras_keys_by_default():
+    """With default transition_begin/end_learning_rate the config is Keras' 5 keys,
+    with plain JSON values."""
+    config = ExponentialDecay(
+        np.float32(0.5), np.int64(1000), 0.25, True, "s"
+    ).get_config()
+    assert list(config) == KERAS_KEYS
+    assert config == {
+        "initial_learning_rate": 0.5,
+        "decay_steps": 1000,
+        "decay_rate": 0.25,
+        "staircase": True,
+        "name": "s",
+    }
+    assert type(config["initial_learning_rate"]) is float
+    assert type(config["decay_steps"]) is int
+    assert type(config["decay_rate"]) is float
+    json.dumps(config, allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    ("extra", "added"),
+    [
+        (dict(transition_begin=5), dict(transition_begin=5)),
+        (dict(end_learning_rate=0.01), dict(end_learning_rate=0.01)),
+        (
+            dict(transition_begin=5, end_learning_rate=0.0),
+            dict(transition_begin=5, end_learning_rate=0.0),
+        ),
+        (dict(transition_begin=0, end_learning_rate=None), {}),
+    ],
+)
+def test_get_config_adds_extension_keys_only_when_set(extra, added):
+    """transition_begin / end_learning_rate appear only when not at their defaults."""
+    config = ExponentialDecay(0.1, 1000, 0.5, **extra).get_config()
+    assert set(config) == set(KERAS_KEYS) | set(added)
+    assert {key: config[key] for key in added} == added
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        ExponentialDecay(0.1, 1000, 0.96),
+        ExponentialDecay(1 / 3, 7, 1.5, True, None, end_learning_rate=2.0),
+        ExponentialDecay(0.1, 2**63 - 1, 1 - 2**-53, transition_begin=2**63 - 1),
+    ],
+)
+def test_from_config_round_trip(schedule):
+    """from_config(get_config()) gives back an equal schedule."""
+    assert ExponentialDecay.from_config(schedule.get_config()) == schedule
+
+
+def test_from_config_accepts_tf2_name_none_and_missing_optional_keys():
+    """A config with only the three required keys, or "name": None, loads."""
+    required = dict(initial_learning_rate=0.1, decay_steps=1000, decay_rate=0.5)
+    assert ExponentialDecay.from_config(required) == ExponentialDecay(0.1, 1000, 0.5)
+    loaded = ExponentialDecay.from_config({**required, "name": None})
+    assert loaded.name is None
+
+
+# ---------------------------------------------------------------------------
+# JSON and (de)serialize.
+# ---------------------------------------------------------------------------
+
+AWKWARD = [
+    pytest.param(dict(initial_learning_rate=0.1, decay_rate=0.1), id="0.1"),
+    pytest.param(dict(initial_learning_rate=1 / 3, decay_rate=2 / 3), id="thirds"),
+    pytest.param(
+        dict(initial_learning_rate=2.0**-1074, decay_rate=1 - 2**-53), id="subnormal"
+    ),
+    pytest.param(
+        dict(initial_learning_rate=1.7976931348623157e308, decay_rate=1 + 2**-52),
+        id="max-float",
+    ),
+    pytest.param(
+        dict(initial_learning_rate=-0.0, decay_rate=5e-324, end_learning_rate=-1e-300),
+        id="negative-zero",
+    ),
+]
+
+
+@pytest.mark.parametrize("fields", AWKWARD)
+def test_json_round_trip_is_bit_exact(fields):
+    """to_json / from_json keep every float bit for bit (0.1, 1/3, subnormals...)."""
+    schedule = ExponentialDecay(
+        decay_steps=2**53 + 1, staircase=True, name="é ☃", transition_begin=9, **fields
+    )
+    text = schedule.to_json()
+    loaded = ExponentialDecay.from_json(text)
+    assert loaded == schedule
+    for field in ("initial_learning_rate", "decay_rate", "end_learning_rate"):
+        value, back = getattr(schedule, field), getattr(loaded, field)
+        if value is not None:
+            assert float(back).hex() == float(value).hex(), field
+    assert ExponentialDecay.from_json(text.encode()) == schedule
+    assert ExponentialDecay.from_json(schedule.to_json(indent=2)) == schedule
+
+
+def test_to_json_is_keras_shape():
+    """to_json writes the dict `serialize` returns."""
+    schedule = ExponentialDecay(0.1, 1000, 0.5, transition_begin=3)
+    assert json.loads(schedule.to_json()) == jaxdecay.serialize(schedule)
+
+
+def test_serialize_has_keras3_keys():
+    """serialize gives Keras 3's module/class_name/config/registered_name dict."""
+    schedule = ExponentialDecay(0.1, 1000, 0.5)
+    data = jaxdecay.serialize(schedule)
+    assert set(data) == {"module", "class_name", "config", "registered_name"}
+    assert data["class_name"] == "ExponentialDecay"
+    assert data["module"] == "keras.optimizers.schedules"
+    assert data["registered_name"] is None
+    assert data["config"] == schedule.get_config()
+
+
+TF2_TEXT = (
+    '{"class_name": "ExponentialDecay", "config": {"initial_learning_rate": 0.1, '
+    '"decay_steps": 1000, "decay_rate": 0.5, "staircase": false, "name": null}}'
+)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(
+            jaxdecay.serialize(ExponentialDecay(0.1, 1000, 0.5, name=None)), id="dict"
+        ),
+        pytest.param(
+            json.dumps(jaxdecay.serialize(ExponentialDecay(0.1, 1000, 0.5, name=None))),
+            id="text",
+        ),
+        pytest.param(
+            json.dumps(
+                jaxdecay.serialize(ExponentialDecay(0.1, 1000, 0.5, name=None))
+            ).encode(),
+            id="bytes",
+        ),
+        pytest.param(json.loads(TF2_TEXT), id="tf2-dict"),
+        pytest.param(TF2_TEXT, id="tf2-text"),
+        pytest.param(bytearray(TF2_TEXT.encode()), id="tf2-bytearray"),
+    ],
+)
+def test_deserialize_accepts(data):
+    """deserialize reads a dict, JSON text, bytes, and TF 2's shape with name null."""
+    assert jaxdecay.deserialize(data) == ExponentialDecay(0.1, 1000, 0.5, name=None)
+
+
+def test_deserialize_round_trip_with_extensions():
+    """serialize / deserialize keep transition_begin and end_learning_rate."""
+    schedule = ExponentialDecay(
+        0.3, 17, 1.25, True, "up", transition_begin=4, end_learning_rate=1.0
+    )
+    assert jaxdecay.deserialize(jaxdecay.serialize(schedule)) == schedule
+
+
+# ---------------------------------------------------------------------------
+# optax.
+# ---------------------------------------------------------------------------
+
+
+def test_optax_kwargs_names():
+    """optax_kwargs maps Keras names onto optax's."""
+    kwargs = ExponentialDecay(
+        0.1, 10, 0.5, True, "x", transition_begin=5, end_learning_rate=0.02
+    ).optax_kwargs()
+    assert kwargs == dict(
+        init_value=0.1,
+        transition_steps=10,
+        decay_rate=0.5,
+        transition_begin=5,
+        staircase=True,
+        end_value=0.02,
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        (0, 0.1),  # before transition_begin: init_value
+        (5, 0.1),  # at transition_begin
+        (14, 0.1),  # 9 steps in: still the first stair (staircase)
+        (15, 0.05),  # one stair of transition_steps=10 at decay_rate 0.5
+        (24, 0.05),
+        (25, 0.025),
+        (35, 0.02),  # 0.0125 clipped to end_value
+        (1000, 0.02),
+    ],
+)
+def test_optax_kwargs_drive_optax(step, expected):
+    """optax.exponential_decay(**optax_kwargs()) gives the hand-worked values, so
+    every argument reached the right optax parameter."""
+    schedule = ExponentialDecay(
+        0.1, 10, 0.5, True, transition_begin=5, end_learning_rate=0.02
+    )
+    value = optax.exponential_decay(**schedule.optax_kwargs())(jnp.asarray(step))
+    np.testing.assert_allclose(value, expected, rtol=2e-6)

@@ -1,10 +1,12 @@
 """Accuracy (ulp vs a 256-bit mpmath reference) and speed: jaxdecay vs optax vs Keras.
 
-Prints one table: max and mean ulp error of `jaxdecay.exponential_decay`, optax's
-``exponential_decay`` and Keras 3's ``ExponentialDecay`` (JAX backend), over
+Prints one table: max and mean ulp error of `jaxdecay.exponential_decay` (constants
+prepared on the host), of the same schedule with its config passed as a jit argument
+(hyperparameters traced, constants prepared on the device), of optax's
+``exponential_decay`` and of Keras 3's ``ExponentialDecay`` (JAX backend), over
 results in the normal range, then the jitted throughput over 4M int32 steps.
 The float64 rows need x64, so this script runs itself again in a subprocess with
-``JAX_ENABLE_X64=1`` for that row.
+``JAX_ENABLE_X64=1`` for those rows.
 
 Usage: ``python benchmarks/accuracy.py [--quick]``.
 """
@@ -116,13 +118,23 @@ def _last_finite_step(scale: float, rate: float, decay_steps: int) -> int:
     return int(room / log2_rate * decay_steps)
 
 
+NAMES = ["jaxdecay (constants)", "jaxdecay (traced hyperparameters)", "optax", "keras"]
+
+
+@jax.jit
+def traced(config: jaxdecay.ExponentialDecay, steps: jax.Array) -> jax.Array:
+    """The public schedule with the config as a jit argument: its hyperparameters
+    are traced and the constants are prepared on the device."""
+    return config(steps)
+
+
 def accuracy_row(kind: str, count: int) -> dict[str, list[float]]:
     """Max and mean ulp errors of the three implementations for one row."""
     x64 = kind in ("float64", "stairs64")
     dtype = np.float64 if x64 else np.float32
     staircase = kind in ("stairs", "stairs64")
     rng = np.random.default_rng(2024)
-    errors: dict[str, list[np.ndarray]] = {"jaxdecay": [], "optax": [], "keras": []}
+    errors: dict[str, list[np.ndarray]] = {name: [] for name in NAMES}
     for scale, rate, decay_steps in CONFIGS:
         scale, rate = (float(dtype(scale)), float(dtype(rate)))
         steps = _steps(rng, kind, (scale, rate, decay_steps), count // len(CONFIGS))
@@ -141,8 +153,13 @@ def accuracy_row(kind: str, count: int) -> dict[str, list[float]]:
         keras_schedule = keras.optimizers.schedules.ExponentialDecay(
             scale, decay_steps, rate, staircase=staircase
         )
+        # Leaves of the compute dtype: the values the reference uses.
+        config = jaxdecay.ExponentialDecay(
+            dtype(scale), decay_steps, dtype(rate), staircase
+        )
         results = {
-            "jaxdecay": ours,
+            "jaxdecay (constants)": ours,
+            "jaxdecay (traced hyperparameters)": traced(config, jnp.asarray(steps)),
             "optax": jax.jit(optax_schedule)(jnp.asarray(steps)),
             "keras": jax.jit(keras_schedule)(jnp.asarray(steps)),
         }
@@ -157,18 +174,22 @@ def accuracy_row(kind: str, count: int) -> dict[str, list[float]]:
 def throughput(repetitions: int = 7) -> dict[str, float]:
     """Steps per second of the jitted schedules over 4M int32 steps."""
     steps = jnp.asarray(np.random.default_rng(0).integers(0, 2**31, 4 << 20), jnp.int32)
+    static = jax.jit(jaxdecay.exponential_decay(0.1, 1000, 0.96))
+    config = jaxdecay.ExponentialDecay(np.float32(0.1), 1000, np.float32(0.96))
+    optax_schedule = jax.jit(optax.exponential_decay(0.1, 1000, 0.96))
     functions = {
-        "jaxdecay": jax.jit(jaxdecay.exponential_decay(0.1, 1000, 0.96)),
-        "optax": jax.jit(optax.exponential_decay(0.1, 1000, 0.96)),
+        "jaxdecay": lambda: static(steps),
+        "jaxdecay traced": lambda: traced(config, steps),
+        "optax": lambda: optax_schedule(steps),
     }
     for function in functions.values():  # compile and warm up
-        function(steps).block_until_ready()
-        function(steps).block_until_ready()
+        function().block_until_ready()
+        function().block_until_ready()
     times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repetitions):  # interleaved, so drift hits both alike
+    for _ in range(repetitions):  # interleaved, so drift hits all alike
         for name, function in functions.items():
             start = time.perf_counter()
-            function(steps).block_until_ready()
+            function().block_until_ready()
             times[name].append(time.perf_counter() - start)
     return {name: steps.size / float(np.median(t)) for name, t in times.items()}
 
@@ -215,22 +236,28 @@ def main() -> None:
     )
     rows.update(json.loads(child.stdout.strip().splitlines()[-1]))
 
-    names = ["jaxdecay", "optax", "keras"]
+    widths = {name: max(22, len(name) + 2) for name in NAMES}
     header = f"{'ulp error vs exact (max / mean)':<32}" + "".join(
-        f"{name:>24}" for name in names
+        f"{name:>{widths[name]}}" for name in NAMES
     )
     print(f"samples per row: {count} (normal-range results only)")
     print(header)
     print("-" * len(header))
     for label, row in rows.items():
-        cells = "".join(f"{_cell(*row[n]):>24}" for n in names)
+        cells = "".join(f"{_cell(*row[n]):>{widths[n]}}" for n in NAMES)
         print(f"{label:<32}{cells}")
     rates = throughput(3 if args.quick else 7)
     print()
     print(
-        f"jit throughput, 4M int32 steps (median): jaxdecay {rates['jaxdecay']:.3e} "
-        f"steps/s, optax {rates['optax']:.3e} steps/s, "
-        f"ratio jaxdecay/optax {rates['jaxdecay'] / rates['optax']:.2f}"
+        "jit throughput, 4M int32 steps (median): "
+        f"jaxdecay (constants) {rates['jaxdecay']:.3e} steps/s, "
+        f"jaxdecay (traced hyperparameters) {rates['jaxdecay traced']:.3e} steps/s, "
+        f"optax {rates['optax']:.3e} steps/s"
+    )
+    print(
+        f"ratios: constants/optax {rates['jaxdecay'] / rates['optax']:.2f}, "
+        f"traced/optax {rates['jaxdecay traced'] / rates['optax']:.2f}, "
+        f"traced/constants {rates['jaxdecay traced'] / rates['jaxdecay']:.2f}"
     )
 
 

@@ -3,6 +3,7 @@
 from jaxdecay._config import ExponentialDecay as ExponentialDecay
 from jaxdecay._config import deserialize as deserialize
 from jaxdecay._config import serialize as serialize
+from jaxdecay._interop import ExponentialDecayConfig as ExponentialDecayConfig
 from jaxdecay._schedule import Schedule as Schedule
 from jaxdecay._schedule import exponential_decay as exponential_decay
 
@@ -10,6 +11,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ExponentialDecay",
+    "ExponentialDecayConfig",
     "Schedule",
     "__version__",
     "deserialize",

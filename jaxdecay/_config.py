@@ -7,14 +7,18 @@ allow-list, and nothing named in the data is ever imported or evaluated.
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jax
 import numpy as np
 
-from jaxdecay import _schedule
+from jaxdecay import _schedule, _solve
+from jaxdecay._schedule import preview as _preview
 
 _CLASS_NAME = "ExponentialDecay"
 # Keras 3 writes "keras.optimizers.schedules" for its built-in schedules; the others
@@ -35,16 +39,36 @@ _KERAS_KEYS = (
 )
 _EXTENSION_KEYS = ("transition_begin", "end_learning_rate")
 _REQUIRED_KEYS = frozenset({"initial_learning_rate", "decay_steps", "decay_rate"})
-_WRAPPER_KEYS = frozenset({"module", "class_name", "config", "registered_name"})
+# The format of a serialized config. Format 1 is Keras' format plus the extension
+# keys. It is written, as a top-level key (which Keras ignores), only into configs
+# that use the extension keys: a config with Keras' keys only stays exactly what Keras
+# writes. Absent, the config is Keras' or TF's (or jaxdecay 0.1's) and read as format
+# 1; a newer format is refused, never read without what it added.
+_FORMAT_KEY = "jaxdecay_format"
+_FORMAT = 1
+_WRAPPER_KEYS = frozenset(
+    {"module", "class_name", "config", "registered_name", _FORMAT_KEY}
+)
+# Limits on JSON text, checked before it is parsed: configs are a few hundred bytes
+# and nested two levels deep.
+_MAX_JSON_LENGTH = 2**20  # characters of str, or bytes
+_MAX_JSON_DEPTH = 8
+_MAX_JSON_INT_DIGITS = 100  # int64 has 19
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class ExponentialDecay:
     """Keras' `ExponentialDecay` schedule as a frozen, serializable dataclass.
 
     The instance is itself the schedule: call it with a step, or pass it to an optax
     optimizer as the learning rate. It computes exactly what `exponential_decay` with
     the same arguments computes. Use `dataclasses.replace` for variants.
+
+    It is a JAX pytree: the numeric hyperparameters (`initial_learning_rate`,
+    `decay_steps`, `decay_rate`, `transition_begin`, `end_learning_rate`) are its
+    leaves, `staircase` and `name` are static. Passed as an argument to a jitted
+    function, new values never recompile, and `jax.vmap` over a stack of configs
+    (`jax.tree.map(jnp.stack, *configs)`) runs many schedules in one program.
 
     Attributes:
       initial_learning_rate: the learning rate at steps up to `transition_begin`.
@@ -76,26 +100,61 @@ class ExponentialDecay:
     end_learning_rate: float | np.generic | None = None
 
     def __post_init__(self) -> None:
-        # The same checks as the builder; the normalized values are stored, so equal
-        # schedules compare and hash equal however their numbers were given.
-        arguments = _schedule.check_arguments(
-            self.initial_learning_rate,
-            self.decay_steps,
-            self.decay_rate,
-            self.staircase,
-            self.transition_begin,
-            self.end_learning_rate,
-        )
+        # The same checks as the builder (traced values pass unchecked); the
+        # normalized values are stored, so equal schedules compare and hash equal
+        # however their numbers were given.
+        arguments = _schedule.check_arguments(**self._arguments())
         for field, value in arguments.items():
             object.__setattr__(self, field, value)
         object.__setattr__(self, "name", _schedule.check_name(self.name))
-        # Not a field: left out of equality, hashing and pickles (see __getstate__).
-        object.__setattr__(self, "_schedule", _schedule.exponential_decay(**arguments))
 
     def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
         """Returns the learning rate at `step`, as `exponential_decay` does."""
-        schedule: _schedule.Schedule = self.__dict__["_schedule"]
-        return schedule(step)
+        try:
+            schedule = self.__dict__["_schedule"]
+        except KeyError:
+            schedule = self._build()
+        return schedule(step)  # type: ignore[no-any-return]
+
+    def _build(self) -> _schedule.Schedule:
+        # Built once per instance (pytree unflattening makes new ones) and kept out
+        # of the fields: not compared, hashed or pickled.
+        schedule = _schedule.schedule_for(**self._arguments())
+        object.__setattr__(self, "_schedule", schedule)
+        return schedule
+
+    def _arguments(self) -> dict[str, Any]:
+        """The fields the math needs (all but `name`), by the builder's names."""
+        return {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if field.name != "name"
+        }
+
+    def _key(self) -> tuple[Any, ...]:
+        """The fields as hashable values; arrays by dtype, shape and bytes."""
+        key = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, (np.ndarray, jax.Array)):
+                if _schedule.is_traced(value):
+                    raise TypeError(
+                        f"a schedule with a traced {field.name} has no value to "
+                        "compare or hash"
+                    )
+                array = np.asarray(value)
+                value = ("array", array.dtype.str, array.shape, array.tobytes())
+            key.append(value)
+        return tuple(key)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, ExponentialDecay)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     def __getstate__(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -114,17 +173,29 @@ class ExponentialDecay:
         stays loadable by Keras.
         """
         config: dict[str, Any] = {
-            "initial_learning_rate": float(self.initial_learning_rate),
-            "decay_steps": self.decay_steps,
-            "decay_rate": float(self.decay_rate),
+            "initial_learning_rate": self._number("initial_learning_rate", float),
+            "decay_steps": self._number("decay_steps", int),
+            "decay_rate": self._number("decay_rate", float),
             "staircase": self.staircase,
             "name": self.name,
         }
-        if self.transition_begin != 0:
-            config["transition_begin"] = self.transition_begin
+        transition_begin = self._number("transition_begin", int)
+        if transition_begin != 0:
+            config["transition_begin"] = transition_begin
         if self.end_learning_rate is not None:
-            config["end_learning_rate"] = float(self.end_learning_rate)
+            config["end_learning_rate"] = self._number("end_learning_rate", float)
         return config
+
+    def _number(self, field: str, kind: type[int] | type[float]) -> Any:
+        """A field as a Python number, exactly; a batch or a traced value is refused
+        rather than written as an array's repr."""
+        value = getattr(self, field)
+        if _schedule.is_traced(value) or np.ndim(value) != 0:
+            raise TypeError(
+                f"cannot serialize {field}: it is {_describe_value(value)}, not a "
+                "number; serialize each config of a batch on its own, outside jit"
+            )
+        return kind(value)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ExponentialDecay:
@@ -134,6 +205,10 @@ class ExponentialDecay:
           TypeError: `config` is not a mapping, or a value has the wrong type.
           ValueError: a key is missing or unknown, or a value is out of range.
         """
+        if not isinstance(config, Mapping) and callable(
+            getattr(config, "to_dict", None)
+        ):
+            config = config.to_dict()  # ml_collections' ConfigDict is no Mapping
         if not isinstance(config, Mapping):
             raise TypeError(
                 f"config must be a dict, got {_preview(config)} of type "
@@ -155,14 +230,74 @@ class ExponentialDecay:
             raise ValueError(f"config is missing the keys {sorted(missing)}")
         return cls(**config)
 
+    @classmethod
+    def from_endpoints(
+        cls,
+        initial_learning_rate: float | np.generic,
+        final_learning_rate: float | np.generic,
+        total_steps: int,
+        decay_steps: int,
+        staircase: bool = False,
+        **kwargs: Any,
+    ) -> ExponentialDecay:
+        """Builds the schedule whose learning rate at `total_steps` is the final one.
+
+        `decay_rate = (final / initial) ** (decay_steps / (total_steps -
+        transition_begin))`, or with `staircase=True` `** (1 / ((total_steps -
+        transition_begin) // decay_steps))`, computed in 40-digit decimal and rounded
+        once to float64: the schedule is at `final_learning_rate` at `total_steps`
+        to within 1 ulp in float32.
+
+        Args:
+          initial_learning_rate: the learning rate at the start.
+          final_learning_rate: the learning rate wanted at `total_steps`.
+          total_steps: the step at which the final learning rate is reached.
+          decay_steps: as in the constructor.
+          staircase: as in the constructor.
+          **kwargs: `name`, `transition_begin`, `end_learning_rate`.
+
+        Raises:
+          TypeError: an argument has the wrong type (the message names it).
+          ValueError: no decay rate reaches the target (the message says why).
+
+        Examples:
+          >>> import jaxdecay
+          >>> schedule = jaxdecay.ExponentialDecay.from_endpoints(
+          ...     0.1, 1e-4, total_steps=100_000, decay_steps=1000)
+          >>> schedule.decay_rate
+          0.933254300796991
+          >>> round(float(schedule(100_000)), 10)
+          0.0001
+        """
+        decay_rate = _solve.decay_rate_for(
+            initial_learning_rate,
+            final_learning_rate,
+            total_steps,
+            decay_steps,
+            staircase,
+            transition_begin=kwargs.get("transition_begin", 0),
+            end_learning_rate=kwargs.get("end_learning_rate"),
+        )
+        return cls(initial_learning_rate, decay_steps, decay_rate, staircase, **kwargs)
+
     # -- JSON ----------------------------------------------------------------------
 
     def to_json(self, *, indent: int | None = None) -> str:
         """Returns `serialize(self)` as JSON text (Keras 3's shape).
 
         Floats are written so that they read back bit for bit.
+
+        Raises:
+          ValueError: the text would be longer than `from_json` reads (1 MiB; only
+            a name of about a million characters makes it so).
         """
-        return json.dumps(serialize(self), indent=indent, allow_nan=False)
+        text = json.dumps(serialize(self), indent=indent, allow_nan=False)
+        if len(text) > _MAX_JSON_LENGTH:
+            raise ValueError(
+                f"the JSON text of this schedule is {len(text)} characters long, "
+                f"longer than from_json reads ({_MAX_JSON_LENGTH}); shorten its name"
+            )
+        return text
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ExponentialDecay:
@@ -200,7 +335,8 @@ def serialize(schedule: ExponentialDecay) -> dict[str, Any]:
 
     `keras.optimizers.schedules.deserialize` loads the result as Keras' own
     `ExponentialDecay` when the config has only Keras' keys (that is, when
-    `transition_begin` and `end_learning_rate` are at their defaults).
+    `transition_begin` and `end_learning_rate` are at their defaults). Otherwise the
+    dict also has `"jaxdecay_format": 1`, the format that reads those keys.
 
     Raises:
       TypeError: `schedule` is not an `ExponentialDecay` (a function returned by
@@ -216,12 +352,18 @@ def serialize(schedule: ExponentialDecay) -> dict[str, Any]:
             "serialize takes a jaxdecay.ExponentialDecay, got "
             f"{_preview(schedule)} of type {type(schedule).__name__}"
         )
-    return {
+    config = schedule.get_config()
+    data: dict[str, Any] = {
         "module": "keras.optimizers.schedules",
         "class_name": _CLASS_NAME,
-        "config": schedule.get_config(),
+        "config": config,
         "registered_name": None,
     }
+    if not config.keys() <= set(_KERAS_KEYS):
+        # The oldest format that reads the config: a config with Keras' keys only
+        # stays exactly what Keras writes, readable by every Keras, TF and jaxdecay.
+        data[_FORMAT_KEY] = _FORMAT
+    return data
 
 
 def deserialize(data: Mapping[str, Any] | str | bytes) -> ExponentialDecay:
@@ -232,9 +374,15 @@ def deserialize(data: Mapping[str, Any] | str | bytes) -> ExponentialDecay:
     `ExponentialDecay` and `module`, when given, one of the names Keras and jaxdecay
     write; they are compared as strings, never imported.
 
+    A `"jaxdecay_format"` newer than this version reads is refused, as are JSON text
+    longer than 1 MiB (2**20 characters, or bytes) or nested deeper than 8 levels,
+    integers of more than 100 digits, NaN and Infinity literals, and duplicate keys;
+    all before anything is built.
+
     Raises:
       TypeError: the data or a value in it has the wrong type.
-      ValueError: the text is not JSON, or a key or value is not allowed.
+      ValueError: the text is not JSON or exceeds a limit, the format is newer, or
+        a key or value is not allowed.
 
     Examples:
       >>> import jaxdecay
@@ -251,18 +399,20 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
             "a serialized schedule must be a dict with 'class_name' and 'config', got "
             f"{_preview(data)} of type {type(data).__name__}"
         )
+    # First: a newer format is refused as such, whatever else it holds.
+    _check_format(data)
     keys = set(data)
     unknown = keys - _WRAPPER_KEYS
     if unknown:
         raise ValueError(
-            f"serialized schedule has unknown keys {sorted(map(str, unknown))}; "
+            f"serialized schedule has unknown keys {_key_list(unknown)}; "
             f"known keys are {sorted(_WRAPPER_KEYS)}"
         )
     missing = {"class_name", "config"} - keys
     if missing:
         raise ValueError(f"serialized schedule is missing the keys {sorted(missing)}")
     class_name = data["class_name"]
-    if class_name != _CLASS_NAME:
+    if not isinstance(class_name, str) or class_name != _CLASS_NAME:
         raise ValueError(
             f"class_name must be {_CLASS_NAME!r}, got {_preview(class_name)}"
         )
@@ -275,29 +425,233 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
             f"{_preview(module)}; modules named in data are never imported"
         )
     registered_name = data.get("registered_name")
-    if registered_name is not None and registered_name != _CLASS_NAME:
+    if registered_name is not None and (
+        not isinstance(registered_name, str) or registered_name != _CLASS_NAME
+    ):
         raise ValueError(
             f"registered_name must be None or {_CLASS_NAME!r}, got "
             f"{_preview(registered_name)}"
         )
-    return ExponentialDecay.from_config(data["config"])
+    config = data["config"]
+    if isinstance(config, Mapping):
+        for key, value in config.items():
+            # No field takes a container; refused here, a value of any size or
+            # depth never reaches a message that shows it whole.
+            if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+                raise TypeError(
+                    f"{_field(key)} must be a number, a bool, a string or null, got "
+                    f"{_preview(value)} of type {type(value).__name__}"
+                )
+    return ExponentialDecay.from_config(config)
+
+
+def _describe_value(value: Any) -> str:
+    if _schedule.is_traced(value):
+        return f"a traced value of dtype {value.dtype} and shape {value.shape}"
+    return f"an array of dtype {value.dtype} and shape {np.shape(value)}"
+
+
+def _flatten_with_keys(
+    schedule: ExponentialDecay,
+) -> tuple[tuple[tuple[Any, Any], ...], tuple[bool, str | None]]:
+    children = tuple(
+        (jax.tree_util.GetAttrKey(name), getattr(schedule, name)) for name in _LEAVES
+    )
+    return children, (schedule.staircase, schedule.name)
+
+
+def _unflatten(aux: tuple[bool, str | None], leaves: Any) -> ExponentialDecay:
+    # Not through __init__: JAX rebuilds pytrees with tracers, batches and
+    # placeholders, which are not configs to validate.
+    schedule = object.__new__(ExponentialDecay)
+    for field, value in zip(_LEAVES, leaves, strict=True):
+        object.__setattr__(schedule, field, value)
+    staircase, name = aux
+    object.__setattr__(schedule, "staircase", staircase)
+    object.__setattr__(schedule, "name", name)
+    return schedule
+
+
+_LEAVES = (
+    "initial_learning_rate",
+    "decay_steps",
+    "decay_rate",
+    "transition_begin",
+    "end_learning_rate",
+)
+jax.tree_util.register_pytree_with_keys(
+    ExponentialDecay,
+    _flatten_with_keys,
+    _unflatten,
+    lambda schedule: (
+        tuple(getattr(schedule, name) for name in _LEAVES),
+        (schedule.staircase, schedule.name),
+    ),
+)
+
+
+class _Refused:
+    """What json.loads returns for a number that is refused, so that the error can
+    name the key it is under (the object's hook sees the key, the number's does not).
+    """
+
+    __slots__ = ("keyed", "unkeyed")
+
+    def __init__(self, keyed: str, unkeyed: str) -> None:
+        self.keyed = keyed  # follows the key: "decay_rate must be ..., got NaN"
+        self.unkeyed = unkeyed  # the whole message, for a number in an array
+
+    def __repr__(self) -> str:
+        return "<refused number>"
+
+
+# Outside strings a backslash is invalid JSON (the parser stops there); inside, it
+# escapes one character. With the escapes gone, a string is quote to quote.
+_JSON_ESCAPE = re.compile(r"\\.", re.DOTALL)
+_JSON_STRING = re.compile(r'"[^"]*"?')
+_JSON_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_JSON_STEP = str.maketrans({"[": "\x01", "{": "\x01", "]": "\xff", "}": "\xff"})
+# A longer run of digits anywhere in the text is needed for a refused integer.
+_JSON_LONG_DIGITS = re.compile(f"[0-9]{{{_MAX_JSON_INT_DIGITS + 1}}}")
 
 
 def _parse_json(text: str | bytes | bytearray) -> Any:
-    def refuse_constant(constant: str) -> None:
-        raise ValueError(f"JSON text has the non-finite number {constant}")
+    """json.loads within the limits: length and depth are checked before parsing,
+    and NaN, Infinity, huge integers and duplicate keys are refused."""
+    if len(text) > _MAX_JSON_LENGTH:
+        unit = "characters" if isinstance(text, str) else "bytes"
+        raise ValueError(
+            f"JSON text is {len(text)} {unit} long; the limit is "
+            f"{_MAX_JSON_LENGTH} (1 MiB)"
+        )
+    if not isinstance(text, str):
+        encoding = json.detect_encoding(text)
+        try:
+            text = text.decode(encoding, "surrogatepass")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"JSON text is not valid {encoding}: {error}") from None
+    depth = _nesting_depth(text)
+    if depth > _MAX_JSON_DEPTH:
+        raise ValueError(
+            f"JSON text is nested {depth} levels deep; the limit is {_MAX_JSON_DEPTH}"
+        )
+    refused: list[_Refused] = []
+
+    def constant(literal: str) -> _Refused:
+        refused.append(
+            _Refused(
+                f"must be a finite number, got {literal}",
+                f"JSON text has the non-finite number {literal}",
+            )
+        )
+        return refused[-1]
+
+    def integer(literal: str) -> int | _Refused:
+        digits = len(literal.lstrip("-"))
+        if digits <= _MAX_JSON_INT_DIGITS:
+            return int(literal)
+        refused.append(
+            _Refused(
+                f"must have at most {_MAX_JSON_INT_DIGITS} digits, got an integer "
+                f"of {digits} digits",
+                f"JSON text has an integer of {digits} digits; the limit is "
+                f"{_MAX_JSON_INT_DIGITS}",
+            )
+        )
+        return refused[-1]
+
+    def to_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                # Parsers differ on which one wins: neither is read.
+                raise ValueError(
+                    f"JSON object has the key {_preview(key)} twice; duplicate "
+                    "keys are refused"
+                )
+            if isinstance(value, _Refused):
+                raise ValueError(f"{_field(key)} {value.keyed}")
+            result[key] = value
+        return result
 
     try:
-        return json.loads(text, parse_constant=refuse_constant)
-    except RecursionError:
+        data = json.loads(
+            text,
+            parse_constant=constant,
+            # int is faster, and as safe when no integer is that long.
+            parse_int=integer if _JSON_LONG_DIGITS.search(text) else None,
+            object_pairs_hook=to_dict,
+        )
+    except RecursionError:  # not reached below the depth limit; kept as a guard
         raise ValueError("JSON text is nested too deeply") from None
-    except UnicodeDecodeError as error:
-        raise ValueError(f"JSON text is not valid UTF-8: {error}") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"not valid JSON: {error}") from None
+    if refused:  # in an array, or the whole text
+        raise ValueError(refused[0].unkeyed)
+    return data
 
 
-def _preview(value: Any) -> str:
-    """A repr short enough for an error message, whatever the data holds."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+def _nesting_depth(text: str) -> int:
+    """How deep arrays and objects nest in `text`, at least as deep as json.loads
+    would recurse on it (before any error), found without recursion or parsing."""
+    opening = text.count("[") + text.count("{")
+    if opening <= _MAX_JSON_DEPTH:
+        return opening
+    outside_strings = _JSON_STRING.sub("", _JSON_ESCAPE.sub("", text))
+    brackets = _JSON_NOT_BRACKET.sub("", outside_strings).translate(_JSON_STEP)
+    steps = np.frombuffer(brackets.encode("latin-1"), np.int8)  # +1 or -1 each
+    return int(np.maximum.reduce(np.cumsum(steps, dtype=np.int32), initial=0))
+
+
+def _check_format(data: Mapping[Any, Any]) -> None:
+    """Refuses a config whose `jaxdecay_format` this version cannot read."""
+    if _FORMAT_KEY not in data:
+        return  # Keras', TF's, or jaxdecay's before formats were numbered
+    version = data[_FORMAT_KEY]
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise TypeError(
+            f"{_FORMAT_KEY} must be an integer, got {_preview(version)} of type "
+            f"{type(version).__name__}"
+        )
+    if version > _FORMAT:
+        unknown = _unknown_fields(data)
+        raise ValueError(
+            f"{_FORMAT_KEY} is {_preview(version)}, newer than {_FORMAT}, the newest "
+            "format this jaxdecay reads: the config is refused rather than read "
+            "without what the newer format added; upgrade jaxdecay to load it"
+            + (f" (fields unknown here: {_key_list(unknown)})" if unknown else "")
+        )
+    if version < 1:
+        raise ValueError(
+            f"{_FORMAT_KEY} must be a positive integer, got {_preview(version)}"
+        )
+
+
+def _unknown_fields(data: Mapping[Any, Any]) -> list[Any]:
+    """The keys of `data` and of its config that this version does not know."""
+    unknown = [key for key in data if key not in _WRAPPER_KEYS]
+    config = data.get("config")
+    if isinstance(config, Mapping):
+        known = set(_KERAS_KEYS + _EXTENSION_KEYS)
+        unknown += [
+            f"config.{key}" if isinstance(key, str) else key
+            for key in config
+            if key not in known
+        ]
+    return unknown
+
+
+def _key_list(keys: Iterable[Any]) -> str:
+    """Keys for a message, as a sorted list of reprs; at most 10, each bounded."""
+    keys = list(keys)
+    strings = heapq.nsmallest(10, (key for key in keys if isinstance(key, str)))
+    others = itertools.islice((key for key in keys if not isinstance(key, str)), 10)
+    shown = ([_preview(key) for key in strings] + sorted(map(_preview, others)))[:10]
+    return "[" + ", ".join(shown) + (", ..." if len(keys) > 10 else "") + "]"
+
+
+def _field(key: Any) -> str:
+    """A key as a field name in a message: bare if it looks like one."""
+    if isinstance(key, str) and key.isidentifier() and len(key) <= 80:
+        return key
+    return _preview(key)

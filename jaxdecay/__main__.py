@@ -1,0 +1,8 @@
+"""`python -m jaxdecay`: the same command line as the `jaxdecay` script."""
+
+import sys
+
+from jaxdecay._cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,595 @@
+"""The `jaxdecay` command line: look at, plot, convert and solve for schedules.
+
+Every command reads its configs through `_read_config` and computes learning rates
+with the schedule itself (one jitted, vectorized call), so what it prints is what
+training gets. Errors in the input end in one line on stderr and exit code 2; a
+missing optional library (matplotlib, PyYAML) names its extra, with exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import decimal
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxdecay
+from jaxdecay import _config, _interop, _solve
+
+_PROG = "jaxdecay"
+_MAX_CONFIG_BYTES = 1 << 20
+# Beyond this many stairs a plot samples them evenly: a figure is ~600 pixels wide.
+_MAX_STAIRS = 10_000
+_CURVE_POINTS = 4_000
+_FORMATS = ("jaxdecay", "keras", "tf2", "optax", "yaml")
+_FIGURE_SIZE = (6.4, 4.0)  # inches; at --dpi 100, a 640 x 400 PNG
+_INT64_MAX = 2**63 - 1
+_SUFFIXES = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit code (0, 1, or 2 for bad input).
+
+    Examples:
+      >>> main(["solve", "--initial-learning-rate", "0.1",
+      ...       "--final-learning-rate", "0.05", "--total-steps", "1000",
+      ...       "--decay-steps", "1000", "--to", "optax"])
+      {"init_value": 0.1, "transition_steps": 1000, "decay_rate": 0.5, \
+"transition_begin": 0, "staircase": false, "end_value": null}
+      0
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error (code 2)
+        code = exit_.code
+        return code if isinstance(code, int) else int(code is not None)
+    try:
+        return int(args.command(args))
+    except ImportError as error:  # an optional library is missing: say which extra
+        _print_error(error)
+        return 1
+    except (ValueError, TypeError, OverflowError, OSError) as error:
+        # json.JSONDecodeError is a ValueError, and so are YAML errors once
+        # _interop.load_yaml has made them one line.
+        _print_error(error)
+        return 2
+
+
+def _print_error(error: BaseException) -> None:
+    message = " ".join(str(error).split()) or type(error).__name__
+    print(f"{_PROG}: error: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------
+# Arguments.
+# ---------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Look at, plot, convert and solve for exponential-decay "
+        "learning-rate schedules (Keras' ExponentialDecay).",
+        epilog="CONFIG is a JSON or YAML file, '-' for standard input, or inline "
+        "JSON. It may be Keras 3's or TF 2's serialized form, a bare get_config() "
+        "dict, or optax.exponential_decay's arguments. Example: "
+        """jaxdecay show '{"initial_learning_rate": 0.1, "decay_steps": 1000, """
+        """"decay_rate": 0.96}'""",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"{_PROG} {jaxdecay.__version__}"
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    commands.required = True
+
+    show = commands.add_parser(
+        "show",
+        help="print a table of step -> learning rate",
+        description="Print a table of step -> learning rate. By default the steps "
+        "are 0, 10, 100, ... up to --end, and --end itself.",
+    )
+    show.add_argument("config", metavar="CONFIG", help="the schedule's config")
+    which_steps = show.add_mutually_exclusive_group()
+    which_steps.add_argument(
+        "--steps",
+        type=_step_list,
+        metavar="S1,S2,...",
+        help="the steps to show, comma-separated; a step may be written 1000000, "
+        "1_000_000, 1e6 or 1M (suffixes k, M, G)",
+    )
+    which_steps.add_argument(
+        "--end",
+        type=_step,
+        metavar="STEP",
+        help="the last step of the default steps "
+        "(default: transition_begin + 10 * decay_steps)",
+    )
+    show.set_defaults(command=_show)
+
+    plot = commands.add_parser(
+        "plot",
+        help="draw the learning rate against the step (needs jaxdecay[plot])",
+        description="Draw the learning rate against the step into an image (PNG, "
+        "or another format matplotlib knows from the file's suffix). Stairs are "
+        "drawn as stairs, every stair edge kept up to 10,000 stairs.",
+    )
+    plot.add_argument("config", metavar="CONFIG", help="the schedule's config")
+    plot.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="the image to write"
+    )
+    plot.add_argument(
+        "--steps",
+        type=_step,
+        metavar="N",
+        help="the last step drawn (default: transition_begin + 10 * decay_steps, "
+        "the larger of the two with --compare)",
+    )
+    plot.add_argument(
+        "--log", action="store_true", help="a logarithmic learning-rate axis"
+    )
+    plot.add_argument(
+        "--log-steps",
+        action="store_true",
+        help="a logarithmic step axis, from step 1 (points are log-spaced)",
+    )
+    plot.add_argument(
+        "--compare", metavar="OTHER", help="a second config, drawn over the first"
+    )
+    plot.add_argument(
+        "--dpi", type=int, default=100, help="pixels per inch (default: 100)"
+    )
+    plot.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="report each stage on stderr (default: when stderr is a terminal)",
+    )
+    plot.set_defaults(command=_plot)
+
+    convert = commands.add_parser(
+        "convert",
+        help="write a config in another format",
+        description="Write a config in another format: jaxdecay (to_json(): Keras "
+        "3's shape, jaxdecay's extensions included), keras (Keras 3's shape, only "
+        "what Keras' ExponentialDecay accepts), tf2 ({class_name, config}, the "
+        "same restriction), optax (optax.exponential_decay's keyword arguments) or "
+        "yaml (the get_config() dict, as it sits in an experiment config).",
+    )
+    convert.add_argument("config", metavar="CONFIG", help="the schedule's config")
+    _add_output_arguments(convert)
+    convert.set_defaults(command=_convert)
+
+    solve = commands.add_parser(
+        "solve",
+        help="find the decay rate that reaches a learning rate at a step",
+        description="Print the config whose learning rate at --total-steps is "
+        "--final-learning-rate: decay_rate = (final / initial) ** (decay_steps / "
+        "total_steps); with --staircase the exponent is 1 / (total_steps // "
+        "decay_steps).",
+    )
+    solve.add_argument(
+        "--initial-learning-rate", type=float, required=True, metavar="LR"
+    )
+    solve.add_argument("--final-learning-rate", type=float, required=True, metavar="LR")
+    solve.add_argument("--total-steps", type=_step, required=True, metavar="STEP")
+    solve.add_argument("--decay-steps", type=_step, required=True, metavar="STEPS")
+    solve.add_argument("--staircase", action="store_true", help="decay in stairs")
+    solve.add_argument(
+        "--transition-begin",
+        type=_step,
+        default=0,
+        metavar="STEP",
+        help="the step at which the decay starts (default: 0)",
+    )
+    _add_output_arguments(solve)
+    solve.set_defaults(command=_solve_command)
+    return parser
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--to",
+        choices=_FORMATS,
+        default="jaxdecay",
+        help="the output format (default: jaxdecay)",
+    )
+    parser.add_argument(
+        "--indent", type=int, metavar="N", help="indent JSON output by N spaces"
+    )
+
+
+def _step(text: str) -> int:
+    """An integer step: `1000`, `1_000`, `1e3`, or with a suffix, `1k`, `2.5M`, `1G`."""
+    digits, multiplier = text.strip(), 1
+    if digits[-1:] in _SUFFIXES:
+        digits, multiplier = digits[:-1], _SUFFIXES[digits[-1]]
+    try:
+        number = decimal.Decimal(digits) * multiplier  # exact, unlike float
+    except decimal.DecimalException:  # not a number, or an exponent out of range
+        number = decimal.Decimal("NaN")
+    if not number.is_finite() or number != number.to_integral_value():
+        raise argparse.ArgumentTypeError(f"not an integer step: {text!r}")
+    if abs(number) > _INT64_MAX:
+        raise argparse.ArgumentTypeError(f"step {text!r} is beyond int64")
+    return int(number)
+
+
+def _step_list(text: str) -> list[int]:
+    return [_step(item.strip()) for item in text.split(",")]
+
+
+# ---------------------------------------------------------------------------
+# Reading configs.
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    schedule: jaxdecay.ExponentialDecay
+    label: str  # names the config in messages and legends
+
+
+def _read_config(argument: str) -> _Source:
+    """Reads CONFIG: a file, '-' for standard input, or inline JSON."""
+    suffix = ""
+    if argument == "-":
+        label, text = "stdin", sys.stdin.read(_MAX_CONFIG_BYTES + 1)
+    elif argument.lstrip().startswith("{"):
+        label, text, suffix = "inline JSON", argument, ".json"
+    else:
+        label, suffix = os.path.basename(argument), os.path.splitext(argument)[1]
+        try:
+            with open(argument, "rb") as file:
+                raw = file.read(_MAX_CONFIG_BYTES + 1)
+        except OSError as error:
+            raise OSError(
+                f"cannot read config {argument!r}: {error.strerror or error}"
+            ) from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{argument}: not UTF-8 text") from None
+    if len(text) > _MAX_CONFIG_BYTES:
+        raise ValueError(f"{label}: a config is at most {_MAX_CONFIG_BYTES} bytes")
+    if not text.strip():
+        raise ValueError(f"{label}: the config is empty")
+    json_text = suffix.lower() == ".json" or (
+        suffix.lower() not in (".yaml", ".yml") and text.lstrip().startswith("{")
+    )
+    try:
+        data = _config._parse_json(text) if json_text else _interop.load_yaml(text)
+        schedule = _interop.schedule_from_data(data)
+    except TypeError as error:
+        raise TypeError(f"{label}: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"{label}: {error}") from None
+    return _Source(schedule, label)
+
+
+# ---------------------------------------------------------------------------
+# Evaluating.
+# ---------------------------------------------------------------------------
+
+
+def _evaluate(
+    schedule: jaxdecay.ExponentialDecay, steps: Sequence[int] | np.ndarray
+) -> np.ndarray:
+    """The learning rates at `steps`, in one jitted call, as JAX's default int."""
+    int_dtype = np.dtype(jnp.result_type(int))
+    limits = np.iinfo(int_dtype)
+    if len(steps):
+        # Before any conversion: a Python int may not fit int64 either.
+        for step in (min(steps), max(steps)):
+            if not limits.min <= step <= limits.max:
+                hint = (
+                    "; set JAX_ENABLE_X64=1 for int64 steps"
+                    if int_dtype == np.int32
+                    else ""
+                )
+                raise ValueError(
+                    f"step {step} does not fit JAX's step type {int_dtype}{hint}"
+                )
+    values = jax.jit(schedule)(jnp.asarray(np.asarray(steps, dtype=int_dtype)))
+    return np.asarray(values)
+
+
+def _format_value(value: np.floating[Any]) -> str:
+    """The shortest text that reads back to `value` in its own dtype, laid out as
+    Python's repr lays out a float: `0.0001`, `1e-05`, `0.06648327`."""
+    magnitude = np.abs(value)
+    if magnitude == 0 or value.dtype.type(1e-4) <= magnitude < value.dtype.type(1e16):
+        return str(np.format_float_positional(value, unique=True, trim="0"))
+    return str(np.format_float_scientific(value, unique=True, trim="-", exp_digits=2))
+
+
+def _default_end(schedule: jaxdecay.ExponentialDecay) -> int:
+    return schedule.transition_begin + 10 * schedule.decay_steps
+
+
+def _default_steps(end: int) -> list[int]:
+    """0, 10, 100, ... below `end`, then `end`."""
+    steps = [0]
+    decade = 10
+    while decade < end:
+        steps.append(decade)
+        decade *= 10
+    if end > 0:
+        steps.append(end)
+    return steps
+
+
+# ---------------------------------------------------------------------------
+# show
+# ---------------------------------------------------------------------------
+
+
+def _show(args: argparse.Namespace) -> int:
+    schedule = _read_config(args.config).schedule
+    if args.steps is not None:
+        steps = args.steps
+    else:
+        end = _default_end(schedule) if args.end is None else args.end
+        if end < 0:
+            raise ValueError(f"--end must be >= 0, got {end}")
+        steps = _default_steps(end)
+    values = _evaluate(schedule, steps)
+    print(_table(steps, values), end="")
+    return 0
+
+
+def _table(steps: Sequence[int], values: np.ndarray) -> str:
+    header = ("step", f"learning_rate ({values.dtype})")
+    rows = [
+        (str(step), _format_value(value))
+        for step, value in zip(steps, values, strict=True)
+    ]
+    width = max(len(cell) for cell, _ in [header, *rows])
+    return "".join(f"{step:>{width}}  {lr}\n" for step, lr in [header, *rows])
+
+
+# ---------------------------------------------------------------------------
+# plot
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Curve:
+    steps: np.ndarray
+    values: np.ndarray
+    staircase: bool
+    label: str
+
+
+def _plot(args: argparse.Namespace) -> int:
+    progress = _Progress(
+        sys.stderr.isatty() if args.progress is None else args.progress
+    )
+    sources = [_read_config(args.config)]
+    if args.compare is not None:
+        sources.append(_read_config(args.compare))
+    if args.steps is None:
+        end = max(_default_end(source.schedule) for source in sources)
+    else:
+        end = args.steps
+    if args.dpi < 1:
+        raise ValueError(f"--dpi must be >= 1, got {args.dpi}")
+    curves = []
+    for source in sources:
+        steps, note = plot_grid(source.schedule, end, log_steps=args.log_steps)
+        if note is not None:
+            print(f"{_PROG}: note: {source.label}: {note}", file=sys.stderr)
+        progress(f"{source.label}: evaluating the schedule at {steps.size} steps")
+        values = _evaluate(source.schedule, steps)
+        label = _formula(source.schedule)
+        if len(sources) > 1:
+            label = f"{source.label}: {label}"
+        curves.append(_Curve(steps, values, source.schedule.staircase, label))
+    progress("drawing")
+    figure = draw(curves, log=args.log, log_steps=args.log_steps, dpi=args.dpi)
+    progress(f"writing {args.output}")
+    figure.savefig(args.output)
+    progress("done")
+    print(f"wrote {args.output}")
+    return 0
+
+
+class _Progress:
+    """Reports stages with the time since the start on stderr, when enabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            elapsed = time.perf_counter() - self.start
+            print(f"{_PROG}: [{elapsed:6.2f} s] {message}", file=sys.stderr)
+
+
+def plot_grid(
+    schedule: jaxdecay.ExponentialDecay, end: int, *, log_steps: bool = False
+) -> tuple[np.ndarray, str | None]:
+    """The steps at which to evaluate `schedule` to draw it from 0 (or 1) to `end`.
+
+    A staircase is drawn exactly from the steps on both sides of each stair edge,
+    `transition_begin + k * decay_steps - 1` and `+ k * decay_steps`, whatever
+    `end` is: 10**8 steps of stairs of 1000 are 2 * 10**5 points. Beyond 10**4 stairs
+    (more than a figure's pixels) they are sampled evenly, and the note says so.
+    A continuous curve gets 4,000 points, log-spaced for a logarithmic step axis,
+    plus the steps where its formula changes.
+
+    Returns:
+      The sorted, unique int64 steps, and a note for the user or None.
+    """
+    start = 1 if log_steps else 0
+    if end <= start:
+        raise ValueError(f"the last step drawn must be > {start}, got {end}")
+    begin, decay_steps = schedule.transition_begin, schedule.decay_steps
+    note = None
+    fixed = np.array([start, end, min(max(begin, start), end)], dtype=np.int64)
+    if schedule.staircase:
+        stairs = max(end - begin, 0) // decay_steps
+        if stairs > _MAX_STAIRS:
+            chosen = np.linspace(1, stairs, _MAX_STAIRS).round().astype(np.int64)
+            stair_numbers = np.unique(chosen)
+            note = (
+                f"{stairs} stairs up to step {end}: drawing {stair_numbers.size} of "
+                "them, evenly spaced"
+            )
+        else:
+            stair_numbers = np.arange(1, stairs + 1, dtype=np.int64)
+        edges = begin + stair_numbers * decay_steps
+        grid = np.concatenate([fixed, edges - 1, edges])
+    else:
+        spaced = (
+            np.geomspace(start, end, _CURVE_POINTS)
+            if log_steps
+            else np.linspace(start, end, _CURVE_POINTS)
+        )
+        grid = np.concatenate([fixed, fixed + 1, spaced.round().astype(np.int64)])
+    grid = grid[(grid >= start) & (grid <= end)]
+    return np.unique(grid), note
+
+
+def draw(
+    curves: Sequence[_Curve], *, log: bool, log_steps: bool, dpi: int = 100
+) -> Any:
+    """Returns a matplotlib `Figure` of the curves (Agg canvas, no pyplot state)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import EngFormatter
+    except ImportError as error:
+        raise _interop.missing_extra("matplotlib", "plot") from error
+
+    figure = Figure(figsize=_FIGURE_SIZE, dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for number, curve in enumerate(curves):
+        axes.plot(
+            curve.steps,
+            curve.values,
+            drawstyle="steps-post" if curve.staircase else "default",
+            linestyle="-" if number == 0 else "--",
+            linewidth=1.6,
+            label=curve.label,
+        )
+    axes.set_xlabel("step")
+    axes.set_ylabel("learning rate")
+    if log:
+        axes.set_yscale("log")
+    if log_steps:
+        axes.set_xscale("log")
+    else:
+        axes.xaxis.set_major_formatter(EngFormatter(sep=""))  # 100k, 1M
+    low = min(int(curve.steps[0]) for curve in curves)
+    high = max(int(curve.steps[-1]) for curve in curves)
+    axes.set_xlim(low, high)
+    axes.grid(True, which="major", alpha=0.3)
+    if len(curves) > 1:
+        axes.legend(fontsize="small")
+    else:
+        axes.set_title(curves[0].label, fontsize="medium")
+    return figure
+
+
+def _formula(schedule: jaxdecay.ExponentialDecay) -> str:
+    """The schedule as a Python expression of `step`, for titles and legends."""
+    elapsed = (
+        "step"
+        if schedule.transition_begin == 0
+        else f"(step - {schedule.transition_begin})"
+    )
+    division = "//" if schedule.staircase else "/"
+    text = (
+        f"{float(schedule.initial_learning_rate):.6g} * "
+        f"{float(schedule.decay_rate):.6g} ** ({elapsed} {division} "
+        f"{schedule.decay_steps})"
+    )
+    if schedule.end_learning_rate is not None:
+        bound = "max" if float(schedule.decay_rate) < 1 else "min"
+        text = f"{bound}({float(schedule.end_learning_rate):.6g}, {text})"
+    return text
+
+
+# ---------------------------------------------------------------------------
+# convert and solve
+# ---------------------------------------------------------------------------
+
+
+def _convert(args: argparse.Namespace) -> int:
+    schedule = _read_config(args.config).schedule
+    print(format_config(schedule, args.to, indent=args.indent), end="")
+    return 0
+
+
+def _solve_command(args: argparse.Namespace) -> int:
+    # The CLI goes through the same function as ExponentialDecay.from_endpoints.
+    decay_rate = _solve.decay_rate_for(
+        args.initial_learning_rate,
+        args.final_learning_rate,
+        args.total_steps,
+        args.decay_steps,
+        args.staircase,
+        transition_begin=args.transition_begin,
+    )
+    schedule = jaxdecay.ExponentialDecay(
+        args.initial_learning_rate,
+        args.decay_steps,
+        decay_rate,
+        args.staircase,
+        transition_begin=args.transition_begin,
+    )
+    print(format_config(schedule, args.to, indent=args.indent), end="")
+    return 0
+
+
+def format_config(
+    schedule: jaxdecay.ExponentialDecay, to: str, *, indent: int | None = None
+) -> str:
+    """Returns `schedule` in the format `to` (one of `convert --to`), with a newline.
+
+    Raises:
+      ValueError: `to` is keras or tf2 and the schedule uses jaxdecay's extensions,
+        which Keras' `ExponentialDecay` refuses.
+    """
+    data: dict[str, Any]
+    if to == "jaxdecay":
+        return schedule.to_json(indent=indent) + "\n"
+    if to == "yaml":
+        return _interop.to_yaml(schedule)
+    if to in ("keras", "tf2"):
+        extensions = {
+            key: value
+            for key, value in schedule.get_config().items()
+            if key in _config._EXTENSION_KEYS
+        }
+        if extensions:
+            settings = ", ".join(
+                f"{key}={value!r}" for key, value in extensions.items()
+            )
+            raise ValueError(
+                f"Keras' ExponentialDecay has no {' or '.join(extensions)}; this "
+                f"schedule sets {settings} (use --to jaxdecay)"
+            )
+        data = jaxdecay.serialize(schedule)
+        if to == "tf2":
+            data = {"class_name": data["class_name"], "config": data["config"]}
+    elif to == "optax":
+        data = {
+            key: value.item() if isinstance(value, np.generic) else value
+            for key, value in schedule.optax_kwargs().items()
+        }
+    else:
+        raise ValueError(f"--to must be one of {', '.join(_FORMATS)}, got {to!r}")
+    return json.dumps(data, indent=indent, allow_nan=False) + "\n"

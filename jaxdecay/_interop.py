@@ -1,0 +1,211 @@
+"""Glue to configuration formats: YAML, optax's arguments, Hydra/OmegaConf schemas.
+
+Optional libraries (PyYAML here) are imported inside the functions that need them, so
+that `import jaxdecay` imports jax and numpy only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from jaxdecay import _config, _schedule
+
+_TARGET = "jaxdecay.ExponentialDecay"
+_OPTAX_KEYS = {
+    "init_value": "initial_learning_rate",
+    "transition_steps": "decay_steps",
+    "decay_rate": "decay_rate",
+    "transition_begin": "transition_begin",
+    "staircase": "staircase",
+    "end_value": "end_learning_rate",
+}
+
+
+@dataclasses.dataclass
+class ExponentialDecayConfig:
+    """A Hydra / OmegaConf structured config (a typed schema) for `ExponentialDecay`.
+
+    `ExponentialDecay` itself accepts NumPy scalars, which OmegaConf's type system
+    cannot express; this schema has the same fields with plain types, plus Hydra's
+    `_target_`, so that `hydra.utils.instantiate` builds the schedule.
+
+    Examples:
+      >>> from jaxdecay import ExponentialDecayConfig
+      >>> ExponentialDecayConfig(0.1, decay_steps=1000, decay_rate=0.5)._target_
+      'jaxdecay.ExponentialDecay'
+    """
+
+    initial_learning_rate: float
+    decay_steps: int
+    decay_rate: float
+    staircase: bool = False
+    name: str | None = "ExponentialDecay"
+    transition_begin: int = 0
+    end_learning_rate: float | None = None
+    _target_: str = _TARGET
+
+
+def schedule_from_data(data: Any) -> _config.ExponentialDecay:
+    """Builds a schedule from parsed JSON or YAML in any of the shapes people write.
+
+    The shapes: Keras 3's or TF 2's serialized form (with `class_name`), a bare
+    `get_config()` dict (with a Hydra `_target_` of `jaxdecay.ExponentialDecay`
+    allowed), or `optax.exponential_decay`'s keyword arguments (with `init_value`).
+
+    Raises:
+      TypeError: `data` is not a mapping, or a value has the wrong type.
+      ValueError: a key is missing or unknown, or a value is out of range.
+    """
+    if not isinstance(data, Mapping):
+        raise TypeError(
+            "a config must be a mapping (a JSON object), got "
+            f"{_schedule.preview(data)} of type {type(data).__name__}"
+        )
+    if "class_name" in data:
+        return _config.deserialize(data)
+    if "init_value" in data:
+        return from_optax_kwargs(data)
+    if "_target_" in data:
+        target = data["_target_"]
+        if target != _TARGET:
+            raise ValueError(
+                f"_target_ must be {_TARGET!r}, got {_schedule.preview(target)}; "
+                "targets named in data are never imported"
+            )
+        data = {key: value for key, value in data.items() if key != "_target_"}
+    return _config.ExponentialDecay.from_config(data)
+
+
+def from_optax_kwargs(kwargs: Mapping[str, Any]) -> _config.ExponentialDecay:
+    """Builds a schedule from `optax.exponential_decay`'s keyword arguments.
+
+    The inverse of `ExponentialDecay.optax_kwargs()`. Unlike optax, values that optax
+    would accept silently (a zero `transition_steps`, say) are refused.
+    """
+    unknown = set(kwargs) - set(_OPTAX_KEYS)
+    if unknown:
+        raise ValueError(
+            f"optax arguments have unknown keys {sorted(map(str, unknown))}; "
+            f"known keys are {list(_OPTAX_KEYS)}"
+        )
+    missing = {"init_value", "transition_steps", "decay_rate"} - set(kwargs)
+    if missing:
+        raise ValueError(f"optax arguments are missing the keys {sorted(missing)}")
+    return _config.ExponentialDecay(
+        **{_OPTAX_KEYS[key]: value for key, value in kwargs.items()}
+    )
+
+
+# ---------------------------------------------------------------------------
+# YAML.
+# ---------------------------------------------------------------------------
+
+
+def to_yaml(schedule: _config.ExponentialDecay) -> str:
+    """Returns `schedule.get_config()` as YAML: the block an experiment config holds.
+
+    Floats are written as Python's shortest repr, so they read back bit for bit.
+    """
+    yaml = _yaml()
+    return str(yaml.safe_dump(schedule.get_config(), sort_keys=False))
+
+
+def load_yaml(text: str) -> Any:
+    """Parses YAML with PyYAML's safe loader, two YAML 1.1 traps removed.
+
+    `1e-4` is read as a float (PyYAML reads it as the string '1e-4'), and a key
+    written twice is refused instead of the last one silently winning. Aliases
+    (`*name`) are refused: a config needs none, and nested ones expand exponentially.
+
+    Raises:
+      ValueError: the text is not valid YAML (one line, with the line and column).
+    """
+    yaml = _yaml()
+    try:
+        return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader
+    except RecursionError:
+        raise ValueError("YAML text is nested too deeply") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"not valid YAML: {_yaml_message(error)}") from None
+
+
+def _yaml_message(error: Any) -> str:
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    mark = getattr(error, "problem_mark", None)
+    if mark is not None:
+        problem += f" at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(problem).split())
+
+
+# YAML 1.2's floats: 1e-4, 1E5, .5, 1.0e-4 (YAML 1.1 needs a dot and a signed
+# exponent), plus .inf and .nan, which the schedule then refuses with a clear message.
+_YAML_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.VERBOSE,
+)
+
+
+@functools.cache
+def _yaml_loader() -> Any:
+    yaml = _yaml()
+
+    class Loader(yaml.SafeLoader):  # type: ignore[name-defined,misc]
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            # An alias shares a node; nested, a few lines expand into billions of
+            # values when printed in an error message. A config has no use for them.
+            if self.check_event(yaml.events.AliasEvent):
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    "aliases (*name) are refused in configs",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping",
+                        node.start_mark,
+                        f"the key {key!r} is written twice",
+                        key_node.start_mark,
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    # Copy the resolvers before adding to them: they are class attributes shared
+    # with yaml.SafeLoader, which other code in the process uses.
+    Loader.yaml_implicit_resolvers = {
+        first: list(resolvers)
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float", _YAML_FLOAT, list("-+0123456789.")
+    )
+    return Loader
+
+
+def missing_extra(package: str, extra: str) -> ImportError:
+    """The error for an optional library that is not installed: names the extra."""
+    return ImportError(
+        f"this needs {package}, which is not installed: pip install 'jaxdecay[{extra}]'"
+    )
+
+
+def _yaml() -> Any:
+    try:
+        import yaml
+    except ImportError as error:
+        raise missing_extra("PyYAML", "yaml") from error
+    return yaml

@@ -1,0 +1,164 @@
+"""Working backwards: the decay rate that takes a schedule to a given learning rate.
+
+`ExponentialDecay.from_endpoints` and the `jaxdecay solve` command both go through
+`decay_rate_for`, so the math lives here only.
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxdecay import _schedule
+
+# Decimal digits for the host computation: float64 needs 17, the margin keeps the
+# final rounding to float64 correct in all but astronomically rare cases.
+_DIGITS = 40
+
+
+def decay_rate_for(
+    initial_learning_rate: Any,
+    final_learning_rate: Any,
+    total_steps: Any,
+    decay_steps: Any,
+    staircase: Any = False,
+    *,
+    transition_begin: Any = 0,
+    end_learning_rate: Any = None,
+) -> float:
+    """Returns the `decay_rate` that reaches `final_learning_rate` at `total_steps`.
+
+    With `t = total_steps - transition_begin`, the rate is::
+
+        (final_learning_rate / initial_learning_rate) ** (decay_steps / t)
+
+    or, with `staircase=True`, `(final / initial) ** (1 / (t // decay_steps))`. It is
+    computed in 40-digit decimal arithmetic and rounded once to the nearest float64,
+    so the schedule built with it is at `final_learning_rate` at `total_steps` to
+    within 1 ulp in float32. In float64 the rounding of the rate itself, amplified by
+    the exponent `n = t / decay_steps`, adds up to about `n / 2` ulp.
+
+    A final rate above the initial one gives a rate above 1 (growth).
+
+    Args:
+      initial_learning_rate: the learning rate at the start; finite and > 0.
+      final_learning_rate: the learning rate wanted at `total_steps`; finite and > 0.
+      total_steps: the step at which the schedule is at `final_learning_rate`; an
+        integer > `transition_begin`.
+      decay_steps: the schedule's `decay_steps`; an integer >= 1.
+      staircase: whether the schedule decays in whole stairs of `decay_steps`.
+      transition_begin: the schedule's `transition_begin`; an integer >= 0.
+      end_learning_rate: the schedule's bound, or None; it must not cut the schedule
+        off before `final_learning_rate`.
+
+    Returns:
+      The decay rate, a finite float64 > 0.
+
+    Raises:
+      TypeError: an argument has the wrong type (the message names it).
+      ValueError: an argument is out of range, or no finite positive float64 rate
+        reaches `final_learning_rate` (the message names the values).
+
+    Examples:
+      >>> from jaxdecay._solve import decay_rate_for
+      >>> decay_rate_for(0.1, 0.001, total_steps=100_000, decay_steps=1000)
+      0.954992586021436
+      >>> decay_rate_for(0.1, 0.05, total_steps=2500, decay_steps=1000, staircase=True)
+      0.7071067811865476
+    """
+    _check_scalars(
+        initial_learning_rate=initial_learning_rate,
+        final_learning_rate=final_learning_rate,
+        total_steps=total_steps,
+        decay_steps=decay_steps,
+        transition_begin=transition_begin,
+        end_learning_rate=end_learning_rate,
+    )
+    initial = _schedule.check_real(
+        "initial_learning_rate", initial_learning_rate, positive=True
+    )
+    final = _schedule.check_real(
+        "final_learning_rate", final_learning_rate, positive=True
+    )
+    total = _schedule.check_integer(
+        "total_steps", total_steps, minimum=0, maximum=_schedule._INT64_MAX
+    )
+    steps_per_decay = _schedule.check_integer(
+        "decay_steps", decay_steps, minimum=1, maximum=_schedule._INT64_MAX
+    )
+    stairs = _schedule.check_bool("staircase", staircase)
+    begin = _schedule.check_integer(
+        "transition_begin", transition_begin, minimum=0, maximum=_schedule._INT64_MAX
+    )
+    bound = (
+        None
+        if end_learning_rate is None
+        else _schedule.check_real("end_learning_rate", end_learning_rate)
+    )
+    elapsed = total - begin
+    if elapsed <= 0:
+        raise ValueError(
+            f"total_steps must be > transition_begin, got total_steps={total!r} "
+            f"and transition_begin={begin!r}: the schedule holds its initial "
+            "learning rate up to transition_begin"
+        )
+
+    with decimal.localcontext() as context:
+        context.prec = _DIGITS
+        # Decimal(float) is exact, ln and exp are correctly rounded.
+        log_ratio = (
+            decimal.Decimal(float(final)) / decimal.Decimal(float(initial))
+        ).ln()
+        if stairs:
+            whole_stairs = elapsed // steps_per_decay
+            if whole_stairs == 0:
+                raise ValueError(
+                    "with staircase=True the learning rate first changes at step "
+                    f"transition_begin + decay_steps = {begin + steps_per_decay}, "
+                    f"after total_steps={total!r}: (total_steps - transition_begin) "
+                    f"// decay_steps is 0, got decay_steps={steps_per_decay!r}"
+                )
+            exact_rate = (log_ratio / whole_stairs).exp()
+        else:
+            exact_rate = (log_ratio * steps_per_decay / elapsed).exp()
+    rate = float(exact_rate)  # correctly rounded
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(
+            f"no finite float64 decay_rate > 0 takes initial_learning_rate="
+            f"{float(initial)!r} to final_learning_rate={float(final)!r} at "
+            f"total_steps={total!r} with decay_steps={steps_per_decay!r}: the exact "
+            f"rate is {exact_rate:.6e}"
+        )
+    if bound is not None:
+        # The schedule clips at end_learning_rate: a floor when the rate is < 1, a
+        # ceiling otherwise; past it, the final learning rate is never reached.
+        if rate < 1 and bound > final:
+            raise ValueError(
+                f"end_learning_rate={float(bound)!r} is a floor above "
+                f"final_learning_rate={float(final)!r}: the schedule would stop there"
+            )
+        if rate >= 1 and bound < final:
+            raise ValueError(
+                f"end_learning_rate={float(bound)!r} is a ceiling below "
+                f"final_learning_rate={float(final)!r}: the schedule would stop there"
+            )
+    return rate
+
+
+def _check_scalars(**values: Any) -> None:
+    """The solve runs on the host, in decimal: one concrete number per argument."""
+    for name, value in values.items():
+        if _schedule.is_traced(value):
+            raise TypeError(
+                f"{name} must be a concrete number, got a traced value: the decay "
+                "rate is solved on the host, outside jit"
+            )
+        if isinstance(value, (np.ndarray, jax.Array)) and value.ndim != 0:
+            raise TypeError(
+                f"{name} must be a number, got an array of shape {value.shape}; "
+                "solve for each schedule of a batch on its own"
+            )

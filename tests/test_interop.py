@@ -23,8 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
 
 import jaxdecay
-from jaxdecay import _interop
-from jaxdecay import ExponentialDecayConfig
+from jaxdecay import ExponentialDecayConfig, _interop
 
 SCHEDULE = jaxdecay.ExponentialDecay(0.1, 1000, 0.96, staircase=True)
 EXTENDED = jaxdecay.ExponentialDecay(

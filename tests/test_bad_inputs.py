@@ -174,10 +174,9 @@ def test_huge_python_int_is_refused_naming_the_field(field):
     """A Python int of 5000 digits (a dict can hold one; JSON text is refused past
     100 digits) is refused with a message naming the field.
 
-    Fails as of this writing: `_schedule.check_integer` / `check_real` format the
-    value with `{value!r}`, and repr of an int beyond 4300 digits raises
-    ValueError("Exceeds the limit (4300 digits) for integer string conversion"),
-    which replaces the intended message."""
+    The repr of an int beyond 4300 digits raises ValueError("Exceeds the limit
+    (4300 digits) for integer string conversion"), which would replace the intended
+    message if the checks formatted the value with a plain repr."""
     with pytest.raises(ValueError, match=rf"\b{field}\b"):
         ExponentialDecay(**{**VALID, field: 10**5000})
     with pytest.raises(ValueError, match=rf"\b{field}\b"):
@@ -189,9 +188,9 @@ def test_deeply_nested_python_value_is_refused_naming_the_field(field):
     """A value nested 100,000 deep given to the constructor or from_config is
     refused with a TypeError naming the field, not a RecursionError.
 
-    Fails as of this writing: the messages of `_schedule.check_*` show the value
-    with `{value!r}`, whose repr recurses past the interpreter's limit.
-    (`jaxdecay.deserialize` refuses such values itself, see test_fuzz.py.)"""
+    A plain repr of such a value recurses past the interpreter's limit; the
+    messages use a bounded one. (`jaxdecay.deserialize` refuses such values
+    itself, see test_fuzz.py.)"""
     with pytest.raises(TypeError, match=rf"\b{field}\b"):
         ExponentialDecay(**{**VALID, field: deep_list(10**5)})
     with pytest.raises(TypeError, match=rf"\b{field}\b"):

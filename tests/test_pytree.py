@@ -30,7 +30,8 @@ def test_leaves_are_the_numbers_and_the_rest_is_static():
     other = jax.tree.structure(dataclasses.replace(config, staircase=False))
     assert other != treedef
     paths = [
-        jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(config)
+        jax.tree_util.keystr(path)
+        for path, _ in jax.tree_util.tree_leaves_with_path(config)
     ]
     assert paths == [
         ".initial_learning_rate",

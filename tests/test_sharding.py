@@ -357,30 +357,23 @@ def test_the_single_device_run_is_the_schedule(eight_devices, float_dtype):
     np.testing.assert_allclose(single["lrs"], expected, rtol=2e-6)
 
 
-@pytest.mark.parametrize(
-    ("layout", "reference"),
-    [
-        ("sharded", "single"),
-        ("shard_map", "single"),
-        ("config", "config_single"),
-        ("other_config", "other_config_single"),
-    ],
-)
+# Each multi-device layout and the single-device run it must match.
+LAYOUTS = [
+    ("sharded", "single"),
+    ("shard_map", "single"),
+    ("config", "config_single"),
+    ("other_config", "other_config_single"),
+]
+
+
+@pytest.mark.parametrize(("layout", "reference"), LAYOUTS)
 def test_lr_is_bitwise_the_single_device_lr(eight_devices, layout, reference):
     assert eight_devices[layout]["lr_dtype"] == eight_devices[reference]["lr_dtype"]
     # JSON floats round-trip exactly: equal lists mean equal bits.
     assert eight_devices[layout]["lrs"] == eight_devices[reference]["lrs"]
 
 
-@pytest.mark.parametrize(
-    ("layout", "reference"),
-    [
-        ("sharded", "single"),
-        ("shard_map", "single"),
-        ("config", "config_single"),
-        ("other_config", "other_config_single"),
-    ],
-)
+@pytest.mark.parametrize(("layout", "reference"), LAYOUTS)
 def test_params_equal_the_single_device_params(eight_devices, layout, reference):
     single = eight_devices[reference]["params"]
     for name, value in eight_devices[layout]["params"].items():

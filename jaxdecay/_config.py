@@ -64,11 +64,13 @@ class ExponentialDecay:
     optimizer as the learning rate. It computes exactly what `exponential_decay` with
     the same arguments computes. Use `dataclasses.replace` for variants.
 
-    It is a JAX pytree: the numeric hyperparameters (`initial_learning_rate`,
-    `decay_steps`, `decay_rate`, `transition_begin`, `end_learning_rate`) are its
-    leaves, `staircase` and `name` are static. Passed as an argument to a jitted
+    It is a JAX pytree: the numeric hyperparameters are its leaves, as the schedule's
+    program takes them (floats in the compute dtype; `decay_steps` and
+    `transition_begin` as two integer words each, so that they are exact without
+    x64), and `staircase` and `name` are static. Passed as an argument to a jitted
     function, new values never recompile, and `jax.vmap` over a stack of configs
-    (`jax.tree.map(jnp.stack, *configs)`) runs many schedules in one program.
+    (`jax.tree.map(lambda *leaves: jnp.stack(leaves), *configs)`) runs many
+    schedules in one program, each with the bits of its own single run.
 
     Attributes:
       initial_learning_rate: the learning rate at steps up to `transition_begin`.
@@ -107,6 +109,9 @@ class ExponentialDecay:
         for field, value in arguments.items():
             object.__setattr__(self, field, value)
         object.__setattr__(self, "name", _schedule.check_name(self.name))
+        object.__setattr__(
+            self, "_dtype", _schedule.result_dtype(self.initial_learning_rate)
+        )
 
     def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
         """Returns the learning rate at `step`, as `exponential_decay` does."""
@@ -119,7 +124,7 @@ class ExponentialDecay:
     def _build(self) -> _schedule.Schedule:
         # Built once per instance (pytree unflattening makes new ones) and kept out
         # of the fields: not compared, hashed or pickled.
-        schedule = _schedule.schedule_for(**self._arguments())
+        schedule = _schedule.schedule_for(self._arguments(), self.__dict__["_dtype"])
         object.__setattr__(self, "_schedule", schedule)
         return schedule
 
@@ -136,8 +141,8 @@ class ExponentialDecay:
         key = []
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, (np.ndarray, jax.Array)):
-                if _schedule.is_traced(value):
+            if isinstance(value, (_schedule.Words, np.ndarray, jax.Array)):
+                if _schedule.is_traced(value) or isinstance(value, _schedule.Words):
                     raise TypeError(
                         f"a schedule with a traced {field.name} has no value to "
                         "compare or hash"
@@ -190,7 +195,8 @@ class ExponentialDecay:
         """A field as a Python number, exactly; a batch or a traced value is refused
         rather than written as an array's repr."""
         value = getattr(self, field)
-        if _schedule.is_traced(value) or np.ndim(value) != 0:
+        traced = _schedule.is_traced(value) or isinstance(value, _schedule.Words)
+        if traced or np.ndim(value) != 0:
             raise TypeError(
                 f"cannot serialize {field}: it is {_describe_value(value)}, not a "
                 "number; serialize each config of a batch on its own, outside jit"
@@ -245,8 +251,8 @@ class ExponentialDecay:
         `decay_rate = (final / initial) ** (decay_steps / (total_steps -
         transition_begin))`, or with `staircase=True` `** (1 / ((total_steps -
         transition_begin) // decay_steps))`, computed in 40-digit decimal and rounded
-        once to float64: the schedule is at `final_learning_rate` at `total_steps`
-        to within 1 ulp in float32.
+        once to float64 (see `jaxdecay solve` for how close the schedule then is to
+        `final_learning_rate` at `total_steps`).
 
         Args:
           initial_learning_rate: the learning rate at the start.
@@ -446,6 +452,8 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
 
 
 def _describe_value(value: Any) -> str:
+    if isinstance(value, _schedule.Words):
+        return "a traced integer"
     if _schedule.is_traced(value):
         return f"a traced value of dtype {value.dtype} and shape {value.shape}"
     return f"an array of dtype {value.dtype} and shape {np.shape(value)}"
@@ -453,39 +461,46 @@ def _describe_value(value: Any) -> str:
 
 def _flatten_with_keys(
     schedule: ExponentialDecay,
-) -> tuple[tuple[tuple[Any, Any], ...], tuple[bool, str | None]]:
-    children = tuple(
-        (jax.tree_util.GetAttrKey(name), getattr(schedule, name)) for name in _LEAVES
+) -> tuple[tuple[tuple[Any, Any], ...], tuple[Any, ...]]:
+    # The integers as two words each, so that they are data without x64 too; the
+    # floats as given: every path rounds them to the compute dtype alike.
+    data = _schedule.Data(
+        initial_learning_rate=schedule.initial_learning_rate,
+        decay_steps=_schedule.to_words(schedule.decay_steps),
+        decay_rate=schedule.decay_rate,
+        transition_begin=_schedule.to_words(schedule.transition_begin),
+        end_learning_rate=schedule.end_learning_rate,
     )
-    return children, (schedule.staircase, schedule.name)
+    children = tuple(
+        (jax.tree_util.GetAttrKey(name), value)
+        for name, value in zip(data._fields, data, strict=True)
+    )
+    return children, (schedule.staircase, schedule.name, schedule.__dict__["_dtype"])
 
 
-def _unflatten(aux: tuple[bool, str | None], leaves: Any) -> ExponentialDecay:
+def _unflatten(aux: tuple[Any, ...], children: Any) -> ExponentialDecay:
     # Not through __init__: JAX rebuilds pytrees with tracers, batches and
-    # placeholders, which are not configs to validate.
+    # placeholders, which are not configs to validate. Known integer words become
+    # the integers they stand for again.
     schedule = object.__new__(ExponentialDecay)
-    for field, value in zip(_LEAVES, leaves, strict=True):
+    for field, value in zip(_schedule.Data._fields, children, strict=True):
+        if isinstance(value, _schedule.Words):
+            value = _schedule.from_words(value)
         object.__setattr__(schedule, field, value)
-    staircase, name = aux
+    staircase, name, dtype = aux
     object.__setattr__(schedule, "staircase", staircase)
     object.__setattr__(schedule, "name", name)
+    object.__setattr__(schedule, "_dtype", dtype)
     return schedule
 
 
-_LEAVES = (
-    "initial_learning_rate",
-    "decay_steps",
-    "decay_rate",
-    "transition_begin",
-    "end_learning_rate",
-)
 jax.tree_util.register_pytree_with_keys(
     ExponentialDecay,
     _flatten_with_keys,
     _unflatten,
     lambda schedule: (
-        tuple(getattr(schedule, name) for name in _LEAVES),
-        (schedule.staircase, schedule.name),
+        tuple(child for _, child in _flatten_with_keys(schedule)[0]),
+        _flatten_with_keys(schedule)[1],
     ),
 )
 

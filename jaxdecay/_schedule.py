@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from jaxdecay import _exact
 
@@ -224,57 +225,117 @@ def check_arguments(
 
 
 # ---------------------------------------------------------------------------
-# Dtypes.
+# The numbers as data. Every path (an eager call, a jitted schedule, the config as
+# a jit argument, a vmapped stack of configs, optax) hands the same arrays to the
+# same program, so a config gives the same bits however it is called.
 # ---------------------------------------------------------------------------
 
 
-def _result_dtype(initial_learning_rate: Any) -> np.dtype[Any]:
-    """The dtype of the learning rate: that of a NumPy/JAX float given as the initial
-    learning rate, else JAX's default float. Read at trace time, so that
-    `jax_enable_x64` is honoured as it stands when the schedule is called."""
+class Words(NamedTuple):
+    """An integer in [0, 2**63 - 1] as its high (int32) and low (uint32) words.
+
+    JAX without x64 has no integer type for `decay_steps` or `transition_begin`
+    beyond 2**31; as two words they are data on every path, exactly.
+    """
+
+    hi: Any
+    lo: Any
+
+
+def to_words(value: Any) -> Words:
+    """`value` (an int, an integer array, or `Words`) as `Words`."""
+    if isinstance(value, Words):
+        return value
+    if isinstance(value, int):
+        return Words(np.int32(value >> 32), np.uint32(value & 0xFFFFFFFF))
+    if isinstance(value, (np.integer, np.ndarray)):
+        wide = np.asarray(value, np.int64)
+        return Words(
+            (wide >> 32).astype(np.int32), (wide & 0xFFFFFFFF).astype(np.uint32)
+        )
+    array = jnp.asarray(value)
+    if array.dtype.itemsize <= 4:
+        return Words(jnp.zeros(array.shape, jnp.int32), array.astype(jnp.uint32))
+    hi = (array >> 32).astype(jnp.int32)
+    return Words(hi, (array & 0xFFFFFFFF).astype(jnp.uint32))
+
+
+def from_words(words: Words) -> Any:
+    """The integer of `Words` whose words are known (an int, or an int64 NumPy
+    array); `words` itself when they are traced or not integers."""
+    hi, lo = words
+    known = all(
+        isinstance(word, (np.ndarray, np.generic, jax.Array))
+        and not is_traced(word)
+        and jnp.issubdtype(word.dtype, jnp.integer)
+        for word in words
+    )
+    if not known:
+        return words
+    value = (np.asarray(hi, np.int64) << 32) | np.asarray(lo, np.int64)
+    return int(value) if value.ndim == 0 else value
+
+
+def _floats(value: Any, dtype: np.dtype[Any]) -> Any:
+    """A float hyperparameter in the compute dtype: rounded once, by NumPy for a
+    known value and by JAX for an array."""
+    if isinstance(value, (float, np.generic)):
+        return dtype.type(value)
+    if isinstance(value, np.ndarray):
+        return value.astype(dtype)
+    return jnp.asarray(value).astype(dtype)
+
+
+class Data(NamedTuple):
+    """The numeric hyperparameters as the program takes them: floats in the
+    compute dtype, integers as `Words`, `end_learning_rate` None when unset."""
+
+    initial_learning_rate: Any
+    decay_steps: Words
+    decay_rate: Any
+    transition_begin: Words
+    end_learning_rate: Any
+
+
+def to_data(
+    initial_learning_rate: Any,
+    decay_steps: Any,
+    decay_rate: Any,
+    transition_begin: Any,
+    end_learning_rate: Any,
+) -> Data:
+    """The numbers of a validated config as `Data`, in the compute dtype as it
+    stands (float32, or float64 under x64)."""
+    compute = _compute_dtype()
+    return Data(
+        _floats(initial_learning_rate, compute),
+        to_words(decay_steps),
+        _floats(decay_rate, compute),
+        to_words(transition_begin),
+        None if end_learning_rate is None else _floats(end_learning_rate, compute),
+    )
+
+
+def result_dtype(initial_learning_rate: Any) -> np.dtype[Any] | None:
+    """The dtype of the learning rate: that of a NumPy or JAX float given as the
+    initial learning rate, or None for JAX's default float as it stands when the
+    schedule is called (float32, or float64 under x64)."""
     dtype = getattr(initial_learning_rate, "dtype", None)
     if dtype is not None and jnp.issubdtype(dtype, jnp.floating):
         return np.dtype(jax.dtypes.canonicalize_dtype(dtype))
-    return np.dtype(jnp.result_type(float))
+    return None
 
 
 def _compute_dtype() -> np.dtype[Any]:
     """float32, or float64 under x64; every result dtype is rounded once from it.
 
     Under x64 steps are int64, which float32 arithmetic does not cover exactly, so a
-    float32 (or 16-bit) learning rate is computed in float64 and rounded once: still
-    within 1 ulp of the exact value.
+    float32 (or 16-bit) learning rate is computed in float64 and rounded once.
     """
-    return np.dtype(jnp.result_type(float))
+    return _FLOAT64 if jax.config.jax_enable_x64 else _FLOAT32
 
 
-def _cast(value: Any, dtype: np.dtype[Any]) -> Any:
-    """`value` in `dtype`: a static number converted by NumPy (whatever its size,
-    where JAX would refuse an int beyond int32 without x64), an array by JAX."""
-    if is_static(value):
-        return np.asarray(value, dtype)
-    return jnp.asarray(value).astype(dtype)
-
-
-def _integer_dtype(compute: np.dtype[Any]) -> np.dtype[Any]:
-    """The integer type of the exact kernel for a compute dtype."""
-    return np.dtype(np.int64 if compute == np.float64 else np.int32)
-
-
-def _integer_steps(step: jax.Array) -> jax.Array:
-    """Casts an integer step to a signed type that holds every value it can have."""
-    dtype = step.dtype
-    if jnp.issubdtype(dtype, jnp.signedinteger):
-        return step if dtype.itemsize >= 4 else step.astype(jnp.int32)
-    # Unsigned steps: widen to a signed type that holds every value.
-    if dtype.itemsize < 4:
-        return step.astype(jnp.int32)
-    if dtype.itemsize == 4 and jax.dtypes.canonicalize_dtype(np.int64) == np.int64:
-        return step.astype(jnp.int64)
-    raise TypeError(
-        f"step must be a signed integer or float array, got dtype {dtype}: "
-        "its values do not all fit a signed integer type"
-    )
+_FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 # ---------------------------------------------------------------------------
@@ -298,15 +359,16 @@ def exponential_decay(
         initial_learning_rate * decay_rate ** (t / decay_steps)
 
     With `staircase=True` the exponent is the integer division `t // decay_steps`,
-    computed in integer arithmetic for integer steps. Steps at or before
-    `transition_begin` (negative steps included) hold `initial_learning_rate`, as
-    optax does; Keras instead extrapolates the curve to negative steps.
-    `end_learning_rate` bounds the result as optax's `end_value` does: a floor when
-    `decay_rate < 1`, a ceiling when it is above 1.
+    in integer arithmetic. Steps at or before `transition_begin` (negative steps
+    included) hold `initial_learning_rate`, as optax does; Keras instead
+    extrapolates the curve to negative steps. `end_learning_rate` bounds the result
+    as optax's `end_value` does: a floor when `decay_rate < 1`, a ceiling above 1.
 
-    The result has the dtype of `initial_learning_rate` when that is a NumPy or JAX
-    float scalar (float16 and bfloat16 are computed in float32 and rounded once), and
-    JAX's default float otherwise (float32, or float64 with `jax_enable_x64`).
+    The float hyperparameters are taken in the compute dtype (float32, or float64
+    under x64), as the schedule's program receives them on every path; the result
+    is within 1 ulp of the exact schedule of those values. It has the dtype of
+    `initial_learning_rate` when that is a NumPy or JAX float (float16 and bfloat16
+    are computed in float32 and rounded once), and JAX's default float otherwise.
 
     Args:
       initial_learning_rate: the learning rate at steps up to `transition_begin`.
@@ -320,7 +382,8 @@ def exponential_decay(
     Returns:
       A function from a step (a Python, NumPy or JAX integer or float, scalar or
       array) to the learning rate, elementwise. It is pure JAX: it works under
-      `jax.jit`, `jax.vmap` and, for float steps, `jax.grad`.
+      `jax.jit` and `jax.vmap`, and `jax.grad` gives the analytic derivative with
+      respect to a float step and the float hyperparameters.
 
     Raises:
       TypeError: an argument has the wrong type (the message names it).
@@ -335,272 +398,317 @@ def exponential_decay(
       >>> print(stairs(1999))
       0.05
     """
-    return schedule_for(
-        **check_arguments(
-            initial_learning_rate,
-            decay_steps,
-            decay_rate,
-            staircase,
-            transition_begin,
-            end_learning_rate,
-        )
-    )
-
-
-def is_static(*values: Any) -> bool:
-    """Whether every value is a plain Python or NumPy scalar (or None).
-
-    Such hyperparameters are known when the schedule is built, and their constants
-    are prepared exactly on the host; any array (a batch of configs, or a traced
-    value inside a transformation) takes the path that prepares them on the device.
-    """
-    return all(
-        value is None or isinstance(value, (bool, int, float, np.generic))
-        for value in values
-    )
-
-
-def schedule_for(
-    initial_learning_rate: Any,
-    decay_steps: Any,
-    decay_rate: Any,
-    staircase: bool,
-    transition_begin: Any,
-    end_learning_rate: Any,
-) -> Schedule:
-    """Returns the schedule for arguments that `check_arguments` has validated."""
-    hyperparameters = _Hyperparameters(
+    arguments = check_arguments(
         initial_learning_rate,
         decay_steps,
         decay_rate,
+        staircase,
         transition_begin,
         end_learning_rate,
     )
-    if not is_static(*hyperparameters):
-
-        def array_schedule(step: jax.typing.ArrayLike) -> jax.Array:
-            result: jax.Array = _evaluate_arrays(step, hyperparameters, staircase)
-            return result
-
-        return array_schedule
-
-    key = (staircase, *map(_typed, hyperparameters))
-    return _static_schedule(key, hyperparameters)
+    return schedule_for(arguments, result_dtype(arguments["initial_learning_rate"]))
 
 
-def _typed(value: Any) -> Any:
-    """A hashable key that tells apart values that compare equal but compute
-    differently: 1.0 and np.float32(1.0), 0.0 and -0.0."""
-    if isinstance(value, float):
-        return ("float", value.hex())
-    if isinstance(value, np.generic):
-        return (value.dtype.str, value.tobytes())
-    return value
+class _Schedule:
+    """A config's numbers, and the two shared programs that evaluate them."""
 
+    __slots__ = ("__weakref__", "_arguments", "_cache", "_dtype")
 
-@functools.lru_cache(maxsize=256)
-def _static_schedule(key: tuple[Any, ...], hyperparameters: Any) -> Schedule:
-    """The schedule for static hyperparameters, shared by all equal configs so that
-    they share its compiled programs."""
-    staircase = key[0]
-    initial_learning_rate, decay_steps, decay_rate, _, _ = hyperparameters
+    def __init__(self, arguments: dict[str, Any], dtype: np.dtype[Any] | None):
+        self._arguments = arguments
+        self._dtype = dtype
+        self._cache: tuple[bool, Prepared] | None = None
 
-    @functools.cache
-    def constants(compute: np.dtype[Any], per_stair: bool) -> _exact.Constants:
-        # Prepared on the host once per compute dtype, at the first trace.
-        steps_per_unit = 1 if per_stair else decay_steps
-        return _exact.prepare(
-            initial_learning_rate, decay_rate, steps_per_unit, compute
+    def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
+        staircase = self._arguments["staircase"]
+        result: jax.Array = _evaluate_program(staircase, self._dtype)(
+            self._prepared(), step
         )
-
-    def static_schedule(step: jax.typing.ArrayLike) -> jax.Array:
-        return _evaluate(step, hyperparameters, staircase, constants)
-
-    # One compiled program per step shape and dtype: an eager call is a single
-    # dispatch, and gives the same bits as the schedule inside a larger jit.
-    compiled = jax.jit(static_schedule)
-
-    def schedule(step: jax.typing.ArrayLike) -> jax.Array:
-        if isinstance(step, np.signedinteger):
-            # A Python int takes JAX's fastest dispatch, and the dtype of an
-            # integer step changes neither the result nor its dtype.
-            step = int(step)
-        result: jax.Array = compiled(step)
         return result
 
-    return schedule
+    def _prepared(self) -> Prepared:
+        """The prepared numbers: made once per x64 mode for known values (a call
+        is then one dispatch of the evaluation, also inside a caller's trace), and
+        in the caller's trace for traced ones."""
+        x64 = bool(jax.config.jax_enable_x64)
+        if self._cache is not None and self._cache[0] == x64:
+            return self._cache[1]
+        numbers = {k: v for k, v in self._arguments.items() if k != "staircase"}
+        data = to_data(**numbers)
+        prepare = _prepare_program(self._arguments["staircase"])
+        if any(is_traced(leaf) for leaf in jax.tree.leaves(data)):
+            return prepare(data)
+        with jax.ensure_compile_time_eval():
+            prepared = prepare(data)
+        self._cache = (x64, prepared)
+        return prepared
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={preview(v)}" for k, v in self._arguments.items())
+        return f"exponential_decay({shown})"
 
 
-class _Hyperparameters(NamedTuple):
-    """The numeric hyperparameters: Python/NumPy scalars, or arrays (a batch of
-    configs or traced values)."""
-
-    initial_learning_rate: Any
-    decay_steps: Any
-    decay_rate: Any
-    transition_begin: Any
-    end_learning_rate: Any
+def schedule_for(arguments: dict[str, Any], dtype: np.dtype[Any] | None) -> Schedule:
+    """The schedule of arguments that `check_arguments` has validated (integers may
+    also be `Words`), with the result dtype (None: JAX's default float)."""
+    return _Schedule(arguments, dtype)
 
 
-@functools.partial(jax.jit, static_argnames="staircase")
-def _evaluate_arrays(
-    step: jax.typing.ArrayLike, hyperparameters: _Hyperparameters, staircase: bool
-) -> jax.Array:
-    """The schedule with hyperparameters that are arrays: their constants are
-    prepared in the compiled program, so new values never recompile.
+# ---------------------------------------------------------------------------
+# The programs: `prepare` turns a config's numbers into the constants of the
+# exact kernel, `evaluate` computes the learning rate from them. One of each per
+# staircase and result dtype (compiled per step shape and dtype), whatever the
+# numbers; every path calls both, so every path gives the same bits.
+# ---------------------------------------------------------------------------
 
-    Hyperparameters of any shape broadcast against the step, elementwise, as NumPy
-    arrays do: each element is the schedule of its own config (under `jax.vmap`,
-    which hands each config scalars, this is the scalar case).
+
+class Prepared(NamedTuple):
+    """What the evaluation takes: packed in two arrays (each argument costs a
+    dispatch), the floats in the compute dtype and the integers in the signed
+    integer type of its width.
+
+    floats: `initial_learning_rate`, `decay_rate`, `end_learning_rate` (NaN: none),
+      then the kernel's pieces, tail, table_hi and table_lo.
+    ints: the words of `decay_steps` and `transition_begin`, then the kernel's
+      scale_exponent, sign and n_limit (bit-cast where unsigned).
     """
-    step = jnp.asarray(step)
-    shapes = [np.shape(value) for value in hyperparameters if value is not None]
-    if not any(shapes):
-        return _evaluate_scalars(step, hyperparameters, staircase)
-    shape = jnp.broadcast_shapes(step.shape, *shapes)
 
-    def flat(value: Any) -> Any:
-        if value is None:
-            return None
-        return jnp.broadcast_to(jnp.asarray(value), shape).reshape(-1)
+    floats: jax.Array
+    ints: jax.Array
 
-    values: jax.Array = jax.vmap(_evaluate_scalars, in_axes=(0, 0, None))(
-        flat(step), _Hyperparameters(*map(flat, hyperparameters)), staircase
+
+_SCALARS = 3  # initial, rate, end: the first floats
+
+
+@functools.cache
+def _prepare_program(staircase: bool) -> Callable[[Data], Prepared]:
+    return jax.jit(functools.partial(_prepare, staircase=staircase))
+
+
+@functools.cache
+def _evaluate_program(
+    staircase: bool, dtype: np.dtype[Any] | None
+) -> Callable[..., jax.Array]:
+    return jax.jit(functools.partial(_evaluate, staircase=staircase, dtype=dtype))
+
+
+def _as_int(value: Any, dtype: np.dtype[Any]) -> jax.Array:
+    """An integer array in `dtype`, exactly: bit-cast if of the same width."""
+    value = jnp.asarray(value)
+    if value.dtype.itemsize == dtype.itemsize:
+        return lax.bitcast_convert_type(value, dtype)
+    return value.astype(dtype)
+
+
+def _prepare(data: Data, *, staircase: bool) -> Prepared:
+    """`Prepared` for a config (its numbers broadcast, as NumPy arrays do)."""
+    compute = _compute_dtype()
+    end = data.end_learning_rate
+    data = data._replace(
+        end_learning_rate=np.asarray(np.nan, compute) if end is None else end
     )
-    return values.reshape(shape)
-
-
-def _evaluate_scalars(
-    step: jax.Array, hyperparameters: _Hyperparameters, staircase: bool
-) -> jax.Array:
-    """The schedule for scalar (typically traced) hyperparameters."""
-    initial_learning_rate, decay_steps, decay_rate, _, _ = hyperparameters
-
-    def constants(compute: np.dtype[Any], per_stair: bool) -> _exact.TracedConstants:
-        steps_per_unit = jnp.ones_like(decay_steps) if per_stair else decay_steps
-        return _exact.prepare_traced(
-            _cast(initial_learning_rate, compute),
-            jnp.asarray(decay_rate).astype(compute),
-            jnp.asarray(steps_per_unit).astype(_integer_dtype(compute)),
-            compute,
+    leaves, tree = jax.tree.flatten(data)
+    shape = jnp.broadcast_shapes(*(np.shape(leaf) for leaf in leaves))
+    if shape:
+        flat = [jnp.broadcast_to(leaf, shape).reshape(-1) for leaf in leaves]
+        one = functools.partial(_prepare_one, staircase=staircase)
+        prepared: Prepared = jax.vmap(lambda *xs: one(jax.tree.unflatten(tree, xs)))(
+            *flat
         )
+        return jax.tree.map(lambda x: x.reshape(*shape, x.shape[-1]), prepared)
+    return _prepare_one(data, staircase=staircase)
 
-    return _evaluate(step, hyperparameters, staircase, constants)
+
+def _prepare_one(data: Data, *, staircase: bool) -> Prepared:
+    compute = _compute_dtype()
+    initial, rate, end = (
+        jnp.asarray(x).astype(compute)
+        for x in (data.initial_learning_rate, data.decay_rate, data.end_learning_rate)
+    )
+    steps = _ONE if staircase else data.decay_steps
+    # The kernel works on bits: its derivatives come from `_exact.power`.
+    constants = lax.stop_gradient(_exact.prepare(initial, rate, steps, compute))
+    int_dtype = constants.scale_exponent.dtype
+    floats = jnp.concatenate(
+        [
+            jnp.stack([initial, rate, end]),
+            constants.pieces,
+            constants.tail[None],
+            constants.table_hi,
+            constants.table_lo,
+        ]
+    )
+    words = (*data.decay_steps, *data.transition_begin)
+    integers = (*words, constants.scale_exponent, constants.sign, constants.n_limit)
+    ints = jnp.stack([_as_int(x, int_dtype) for x in integers])
+    return Prepared(floats, ints)
+
+
+def _unpack(prepared: Prepared) -> tuple[Data, _exact.Constants]:
+    floats, ints = prepared
+    unsigned = _exact.unsigned_dtype(floats.dtype)
+    tables = _SCALARS + 4
+    data = Data(
+        initial_learning_rate=floats[0],
+        decay_steps=Words(
+            ints[0].astype(jnp.int32), _as_int(ints[1], np.dtype(np.uint32))
+        ),
+        decay_rate=floats[1],
+        transition_begin=Words(
+            ints[2].astype(jnp.int32), _as_int(ints[3], np.dtype(np.uint32))
+        ),
+        end_learning_rate=floats[2],
+    )
+    constants = _exact.Constants(
+        pieces=floats[_SCALARS : _SCALARS + 3],
+        tail=floats[_SCALARS + 3],
+        table_hi=floats[tables : tables + 64],
+        table_lo=floats[tables + 64 : tables + 128],
+        scale_exponent=ints[4],
+        sign=ints[5],
+        n_limit=_as_int(ints[6], unsigned),
+    )
+    return data, constants
 
 
 def _evaluate(
-    step: jax.typing.ArrayLike,
-    hyperparameters: _Hyperparameters,
-    staircase: bool,
-    constants: Callable[[np.dtype[Any], bool], Any],
+    prepared: Prepared, step: jax.typing.ArrayLike, *, staircase: bool, dtype: Any
 ) -> jax.Array:
-    """The learning rate at `step`: the one place where the schedule is computed.
+    """The learning rate at `step`, elementwise: the one place it is computed.
 
-    Hyperparameters are static scalars (whose `constants` were prepared on the host)
-    or arrays (whose `constants` are prepared in the program); the code below treats
-    both alike, with a Python branch where a static value allows a shortcut.
+    A batch of configs broadcasts against the step, as NumPy arrays do; each
+    element is the schedule of its own config (`jax.vmap` over a stack of configs
+    hands each config scalars, the scalar case).
     """
-    initial_learning_rate, _, decay_rate, _, end = hyperparameters
-    dtype = _result_dtype(initial_learning_rate)
-    compute = _compute_dtype()
-    static = is_static(*hyperparameters)
     step = jnp.asarray(step)
+    # Known numbers are compile-time constants inside a caller's program: opaque,
+    # XLA evaluates the same operations as for numbers passed in.
+    prepared = lax.optimization_barrier(prepared)  # type: ignore[no-untyped-call]
+    batch = prepared.floats.shape[:-1]
+    if batch:
+        shape = jnp.broadcast_shapes(step.shape, batch)
+        rows = [
+            jnp.broadcast_to(x, (*shape, x.shape[-1])).reshape(-1, x.shape[-1])
+            for x in prepared
+        ]
+        steps = jnp.broadcast_to(step, shape).reshape(-1)
+        one = functools.partial(_value, staircase=staircase)
+        value = jax.vmap(lambda f, i, s: one(Prepared(f, i), s))(*rows, steps)
+        value = value.reshape(shape)
+    else:
+        value = _value(prepared, step, staircase=staircase)
+    return value.astype(dtype or _compute_dtype())
+
+
+_ONE = Words(np.int32(0), np.uint32(1))
+
+
+def _unsigned(words: Words, unsigned: np.dtype[Any]) -> tuple[jax.Array, jax.Array]:
+    """`words` in the unsigned step type, and whether the value fits it (without
+    x64, a value of 2**32 or more is beyond every step)."""
+    hi, lo = (jnp.asarray(word) for word in words)
+    if unsigned == np.uint32:
+        return lo.astype(unsigned), hi == 0
+    wide = (hi.astype(unsigned) << 32) | lo.astype(unsigned)
+    return wide, jnp.ones((), bool)
+
+
+def _as_float(words: Words, dtype: np.dtype[Any]) -> jax.Array:
+    hi, lo = (jnp.asarray(word).astype(dtype) for word in words)
+    return hi * dtype.type(2.0**32) + lo
+
+
+def _value(prepared: Prepared, step: jax.Array, *, staircase: bool) -> jax.Array:
+    """The schedule of one config in the compute dtype."""
+    data, constants = _unpack(prepared)
+    initial, rate, end = (
+        data.initial_learning_rate,
+        data.decay_rate,
+        data.end_learning_rate,
+    )
+    compute = initial.dtype
+    unsigned = _exact.unsigned_dtype(compute)
+    begin, reachable = _unsigned(data.transition_begin, unsigned)
+    fraction = None
     if jnp.issubdtype(step.dtype, jnp.integer):
-        step = _integer_steps(step)
-        started, value = _integer_value(step, hyperparameters, staircase, constants)
+        whole, in_range = _integer_steps(step, unsigned)
     elif jnp.issubdtype(step.dtype, jnp.floating):
-        started, value = _float_value(step, hyperparameters, staircase, constants)
+        # The float step's own type, or float32 for a 16-bit step.
+        step = step if step.dtype == np.float64 else step.astype(np.float32)
+        floor = jnp.floor(step)
+        top = step.dtype.type(2.0 ** (8 * unsigned.itemsize))
+        in_range = (floor >= 0) & (floor < top)
+        # Whole steps take the integer path: a whole float step gives the
+        # integer step's bits.
+        whole = jnp.where(in_range, floor, 0).astype(unsigned)
+        fraction = jnp.where(in_range, step - floor, 0)
     else:
         raise TypeError(
             f"step must be an integer or float array, got dtype {step.dtype}"
         )
-    init = _cast(initial_learning_rate, compute)
-    value = jnp.where(started, value, init)
-    if end is not None:
-        end = _cast(end, compute)
-        # A floor for decay, a ceiling for growth (as optax's end_value).
-        if static:
-            value = (jnp.maximum if float(decay_rate) < 1 else jnp.minimum)(value, end)
-        else:
-            decays = jnp.asarray(decay_rate) < 1
-            value = jnp.where(decays, jnp.maximum(value, end), jnp.minimum(value, end))
-    return value.astype(dtype)
-
-
-def _integer_value(
-    step: jax.Array,
-    hyperparameters: _Hyperparameters,
-    staircase: bool,
-    constants: Callable[[np.dtype[Any], bool], Any],
-) -> tuple[jax.Array, jax.Array]:
-    _, decay_steps, _, transition_begin, _ = hyperparameters
-    compute = _compute_dtype()
-    largest = int(np.iinfo(step.dtype).max)
-    if isinstance(transition_begin, int) and transition_begin > largest:
-        # No step of this dtype reaches the start of the decay.
-        return jnp.zeros(step.shape, bool), jnp.zeros(step.shape, compute)
-    begin = _cast(transition_begin, step.dtype)
-    # max() before the subtraction keeps it from overflowing for early steps.
-    elapsed = jnp.maximum(step, begin) - begin
-    if not staircase:
-        return step > begin, _exact.scaled_pow(constants(compute, False), elapsed)
-    if isinstance(decay_steps, int) and decay_steps > largest:
-        stairs = jnp.zeros_like(elapsed)  # no step of this dtype reaches stair 1
-    else:
-        # The exact integer quotient: never a float division.
-        stairs = elapsed // _cast(decay_steps, step.dtype)
-    return step > begin, _exact.scaled_pow(constants(compute, True), stairs)
-
-
-def _float_value(
-    step: jax.Array,
-    hyperparameters: _Hyperparameters,
-    staircase: bool,
-    constants: Callable[[np.dtype[Any], bool], Any],
-) -> tuple[jax.Array, jax.Array]:
-    initial_learning_rate, decay_steps, decay_rate, transition_begin, _ = (
-        hyperparameters
-    )
-    compute = _compute_dtype()
-    # The float step's own type, or float32 for a 16-bit step.
-    if step.dtype != np.float64:
-        step = step.astype(np.float32)
-    elapsed = step - _cast(transition_begin, step.dtype)
-    started = elapsed > 0
-    # Zero the steps before the start so that their unused branch, and its
-    # gradient, stay finite.
-    elapsed = jnp.where(started, elapsed, 0)
-    steps_per_stair = _cast(decay_steps, step.dtype)
-    if staircase:
-        # floor_divide rounds its quotient, so it stays exact at stair edges where
-        # a compiled division by a constant (a multiply by its reciprocal) is not.
-        units = jnp.floor_divide(elapsed, steps_per_stair)
-        fraction = None
-    else:
-        units = jnp.floor(elapsed)
-        fraction = elapsed - units  # exact
-    # Whole steps (or stairs) take the exact integer path, so a float step equal to
-    # an integer gives the integer step's bits.
-    int_dtype = _integer_dtype(compute)
-    in_range = units < step.dtype.type(2.0 ** (8 * int_dtype.itemsize - 1))
-    whole = jnp.where(in_range, units, 0).astype(int_dtype)
-    value = _exact.scaled_pow(constants(compute, staircase), whole)
-    # The exponent per step (per stair) in float, for what the integer path leaves:
-    # the fraction of a step, and steps beyond the integer range (infinity too).
-    if is_static(*hyperparameters):
-        log_rate = compute.type(math.log(float(decay_rate)))
-        log_rate_per_step = compute.type(math.log(float(decay_rate)) / decay_steps)
-    else:
-        log_rate = jnp.log(jnp.asarray(decay_rate).astype(compute))
-        log_rate_per_step = log_rate / _cast(decay_steps, compute)
+    after = whole > begin
     if fraction is not None:
-        value = value * jnp.exp(fraction.astype(compute) * log_rate_per_step)
-    # floor_divide(inf, ...) is NaN: an infinite step has made infinitely many
-    # stairs. And no decay at all must not make inf * 0 a NaN.
-    units = jnp.where(jnp.isinf(elapsed), elapsed, units).astype(compute)
-    exponent = units * (log_rate if staircase else log_rate_per_step)
-    init = _cast(initial_learning_rate, compute)
-    # A NaN exponent (no decay) or a zero initial rate (0 * inf) keeps init.
-    keep = (exponent != exponent) | (init == 0)
-    beyond = jnp.where(keep, init, init * jnp.exp(exponent))
-    return started, jnp.where(in_range, value, beyond)
+        after = after | ((whole == begin) & (fraction > 0))
+    started = in_range & reachable & after
+    elapsed = jnp.where(started, whole - begin, unsigned.type(0))
+    if staircase:
+        decay_steps, fits = _unsigned(data.decay_steps, unsigned)
+        divisor = jnp.maximum(decay_steps, unsigned.type(1))
+        # The exact integer quotient: never a float division.
+        stairs = jnp.where(fits, elapsed // divisor, unsigned.type(0))
+        value = _exact.power(constants, initial, rate, _ONE, stairs)
+    else:
+        value = _exact.power(constants, initial, rate, data.decay_steps, elapsed)
+        if fraction is not None:
+            per_step = jnp.log(rate) / _as_float(data.decay_steps, compute)
+            part = fraction.astype(compute)
+            # A whole step multiplies by exactly 1, also when the rate is 0 or inf
+            # (whose exponent is then -inf or inf for any fraction).
+            infinite = jnp.isinf(per_step)
+            exponent = part * jnp.where(infinite, 0, per_step)
+            exponent = jnp.where(infinite & (part > 0), per_step, exponent)
+            value = value * jnp.exp(exponent)
+    if fraction is not None:
+        far_started, far_value = _far(step, in_range, data, staircase)
+        started = jnp.where(in_range, started, far_started)
+        value = jnp.where(in_range, value, far_value)
+    value = jnp.where(started, value, initial)
+    # A floor for decay, a ceiling for growth (as optax's end_value); NaN: none.
+    bounded = jnp.where(rate < 1, jnp.maximum(value, end), jnp.minimum(value, end))
+    return jnp.where(jnp.isnan(end), value, bounded)
+
+
+def _integer_steps(step: jax.Array, unsigned: np.dtype[Any]) -> tuple[jax.Array, Any]:
+    """An integer step in the unsigned step type, and where it is not negative."""
+    if jnp.issubdtype(step.dtype, jnp.unsignedinteger):
+        if step.dtype.itemsize > unsigned.itemsize:
+            raise TypeError(f"step must fit {unsigned.name}, got dtype {step.dtype}")
+        return step.astype(unsigned), jnp.ones((), bool)
+    return step.astype(unsigned), step >= 0
+
+
+def _far(
+    step: jax.Array, in_range: jax.Array, data: Data, staircase: bool
+) -> tuple[jax.Array, jax.Array]:
+    """The schedule in float arithmetic, for float steps beyond the integer range
+    (infinity included): 0 or inf where the exact value is, never NaN."""
+    initial, rate = data.initial_learning_rate, data.decay_rate
+    compute = initial.dtype
+    begin = _as_float(data.transition_begin, compute)
+    # Zero where the step is in range or before the start, so that neither this
+    # branch nor its gradient is infinite where it is not used.
+    elapsed = jnp.where(in_range, 0, jnp.maximum(step.astype(compute) - begin, 0))
+    units = elapsed / _as_float(data.decay_steps, compute)
+    if staircase:
+        units = jnp.floor(units)
+    log_rate = jnp.log(rate)
+    # No decay at all must not make inf * 0 a NaN.
+    exponent = jnp.where(log_rate == 0, 0, units * log_rate)
+    factor = jnp.exp(exponent)
+    # Where the factor alone underflows or overflows, the product may not.
+    magnitude = jnp.where(initial == 0, 1, jnp.abs(initial))
+    extreme = jnp.sign(initial) * jnp.exp(jnp.log(magnitude) + exponent)
+    product = jnp.where(jnp.isfinite(factor) & (factor != 0), initial * factor, extreme)
+    # 0 and inf stay what they are, whatever the rate.
+    keep = (initial == 0) | jnp.isinf(initial)
+    return elapsed > 0, jnp.where(keep, initial, product)

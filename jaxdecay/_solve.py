@@ -37,10 +37,11 @@ def decay_rate_for(
         (final_learning_rate / initial_learning_rate) ** (decay_steps / t)
 
     or, with `staircase=True`, `(final / initial) ** (1 / (t // decay_steps))`. It is
-    computed in 40-digit decimal arithmetic and rounded once to the nearest float64,
-    so the schedule built with it is at `final_learning_rate` at `total_steps` to
-    within 1 ulp in float32. In float64 the rounding of the rate itself, amplified by
-    the exponent `n = t / decay_steps`, adds up to about `n / 2` ulp.
+    computed in 40-digit decimal arithmetic and rounded once to the nearest float64.
+    The schedule takes its numbers in the compute dtype, and the rounding of the
+    rate to it, amplified by the exponent `n = t / decay_steps`, puts the learning
+    rate at `total_steps` within about `n + 2` ulp of `final_learning_rate` in
+    float32 (`n + 1` in float64, where the initial rate is exact).
 
     A final rate above the initial one gives a rate above 1 (growth).
 

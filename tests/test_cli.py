@@ -88,11 +88,12 @@ def ulps(a, b):
 def solve_tolerance(exponent, dtype):
     """How many ulp from the final rate the solved schedule may be at total_steps.
 
-    float32: 1, the schedule's own error. float64 adds the rounding of the decay rate
-    to float64 (half an ulp, relative 2**-53), which `rate ** exponent` multiplies by
-    the exponent: up to `exponent` ulp of the result.
+    The schedule's own error (1 ulp), plus the rounding of the decay rate to the
+    compute dtype (half an ulp, relative 2**-p), which `rate ** exponent` multiplies
+    by the exponent: up to `exponent` ulp of the result. In float32 the initial
+    rate is rounded too: one more ulp.
     """
-    return 1 if dtype == np.float32 else 1 + math.ceil(exponent)
+    return 1 + math.ceil(exponent) + (1 if dtype == np.float32 else 0)
 
 
 def assert_one_line_error(result, *fragments):
@@ -701,6 +702,10 @@ def test_solved_schedule_is_at_the_final_rate_at_total_steps(
         rate = decay_rate_for(initial, final, total_steps, decay_steps, staircase)
     except ValueError:  # the rate under- or overflows float64
         assume(False)
+    # The schedule takes the rate in the compute dtype: it must be a normal number
+    # there (2**128 is inf in float32, 2**-150 is 0).
+    info = np.finfo(jax.numpy.result_type(float))
+    assume(float(info.tiny) <= rate <= float(info.max))
     schedule = jaxdecay.ExponentialDecay(initial, decay_steps, rate, staircase)
     exponent = total_steps // decay_steps if staircase else total_steps / decay_steps
     value = schedule(total_steps)

@@ -160,14 +160,20 @@ def result_dtype(config):
     return FLOAT
 
 
+def computed(value):
+    """A float hyperparameter as the schedule takes it: in JAX's default float."""
+    return float(FLOAT.type(value))
+
+
 def limits(config):
     """The closed range every value lies in, from the documented semantics alone:
     values run from initial_learning_rate towards the limit of the decay (0 when
     decay_rate < 1, +-inf when > 1), and end_learning_rate is a floor when
-    decay_rate < 1, a ceiling otherwise. As exact values in the result dtype."""
+    decay_rate < 1, a ceiling otherwise; all in the compute dtype. As exact values
+    in the result dtype."""
     dtype = result_dtype(config)
-    initial = float(config["initial_learning_rate"])
-    rate = config["decay_rate"]
+    initial = computed(config["initial_learning_rate"])
+    rate = computed(config["decay_rate"])
     if rate == 1 or initial == 0:
         limit = initial
     elif rate < 1:
@@ -177,6 +183,7 @@ def limits(config):
     low, high = min(initial, limit), max(initial, limit)
     end = config["end_learning_rate"]
     if end is not None:
+        end = computed(end)
         bound = max if rate < 1 else min
         low, high = bound(low, end), bound(high, end)
     return dtype.type(low), dtype.type(high)
@@ -184,8 +191,8 @@ def limits(config):
 
 def direction(config):
     """-1 for a non-increasing schedule, +1 for non-decreasing, 0 for constant."""
-    initial = float(config["initial_learning_rate"])
-    rate = config["decay_rate"]
+    initial = computed(config["initial_learning_rate"])
+    rate = computed(config["decay_rate"])
     if rate == 1 or initial == 0:
         return 0
     return int(math.copysign(1, initial)) * (1 if rate > 1 else -1)

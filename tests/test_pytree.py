@@ -21,10 +21,13 @@ def stack(configs):
 
 
 def test_leaves_are_the_numbers_and_the_rest_is_static():
-    """The five numeric hyperparameters are leaves; staircase and name are not."""
-    config = ExponentialDecay(0.1, 1000, 0.5, True, "lr", transition_begin=7)
+    """The numeric hyperparameters are leaves, the integers as their high and low
+    words (exact without x64); staircase and name are not."""
+    config = ExponentialDecay(0.1, 2**40 + 1000, 0.5, True, "lr", transition_begin=7)
     leaves, treedef = jax.tree.flatten(config)
-    assert leaves == [0.1, 1000, 0.5, 7]  # end_learning_rate=None has no leaf
+    # end_learning_rate=None has no leaf.
+    assert leaves == [0.1, 2**8, 1000, 0.5, 0, 7]
+    assert [np.asarray(leaf).dtype for leaf in leaves[1:3]] == [np.int32, np.uint32]
     rebuilt = jax.tree.unflatten(treedef, leaves)
     assert rebuilt == config
     other = jax.tree.structure(dataclasses.replace(config, staircase=False))
@@ -35,9 +38,11 @@ def test_leaves_are_the_numbers_and_the_rest_is_static():
     ]
     assert paths == [
         ".initial_learning_rate",
-        ".decay_steps",
+        ".decay_steps.hi",
+        ".decay_steps.lo",
         ".decay_rate",
-        ".transition_begin",
+        ".transition_begin.hi",
+        ".transition_begin.lo",
     ]
 
 

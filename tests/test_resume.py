@@ -96,9 +96,10 @@ def test_the_runs_log_every_step(runs):
 
 def test_the_lr_sequence_is_the_schedule(runs, float_dtype):
     """The logged lr of step k is the schedule at k (optax's count before update k),
-    against an independent float64 formula."""
+    against an independent float64 formula of the numbers in the compute dtype."""
     lrs = [float(line.split()[1].removeprefix("lr=")) for line in runs["full"]]
-    expected = [0.1 * 0.6 ** (k / 5) for k in range(STEPS)]
+    initial, rate = (float(np.dtype(float_dtype).type(x)) for x in (0.1, 0.6))
+    expected = [initial * rate ** (k / 5) for k in range(STEPS)]
     np.testing.assert_allclose(
         lrs, expected, rtol=1e-7 if float_dtype == "float32" else 1e-15
     )

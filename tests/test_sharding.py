@@ -228,8 +228,11 @@ def eight_device_run() -> dict[str, Any]:
     # JAX's default dtypes; the reference is the static schedule of the same numbers
     # (NumPy scalars of those dtypes: float32(0.1) is not 0.1).
     def as_scalars(config: ExponentialDecay) -> ExponentialDecay:
+        # The integers are leaves as int32/uint32 words already.
         leaves = [
-            int_dtype.type(leaf) if isinstance(leaf, int) else dtype.type(leaf)
+            leaf
+            if np.issubdtype(np.asarray(leaf).dtype, np.integer)
+            else dtype.type(leaf)
             for leaf in jax.tree.leaves(config)
         ]
         return jax.tree.unflatten(jax.tree.structure(config), leaves)

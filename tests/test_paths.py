@@ -1,0 +1,387 @@
+"""One config, one set of bits: every way of calling a schedule gives the same
+learning rate, new numbers never compile, and gradients are the analytic ones.
+
+The paths: an eager call on an array of steps and on scalar steps, `jax.jit` of the
+schedule, the config as a jit argument, one row of `jax.vmap` over stacked configs,
+and the learning rate `optax.sgd` applies. Expected values come from mpmath (the
+exact schedule of the numbers in the compute dtype) and from the analytic
+derivative; the paths are compared with one another bit for bit.
+"""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import mpmath
+import numpy as np
+import optax
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jaxdecay import ExponentialDecay, exponential_decay
+
+FLOAT = np.dtype(jnp.result_type(float))  # float32, or float64 under x64
+BITS = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
+INT64_MAX = 2**63 - 1
+
+mpmath.mp.prec = 256
+
+
+def bits(values):
+    values = np.asarray(values)
+    return values.view(BITS[values.dtype])
+
+
+def stack(configs):
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *configs)
+
+
+def computed(value):
+    """A float hyperparameter as the schedule takes it: in the compute dtype."""
+    return float(FLOAT.type(value))
+
+
+def exact(config, step):
+    """The schedule at an integer or float step, from mpmath, before rounding."""
+    initial = mpmath.mpf(computed(config.initial_learning_rate))
+    rate = mpmath.mpf(computed(config.decay_rate))
+    elapsed = mpmath.mpf(step) - config.transition_begin
+    # An initial rate that rounds to 0 or inf stays there, whatever the rate.
+    if elapsed <= 0 or initial == 0 or mpmath.isinf(initial):
+        value = initial
+    else:
+        exponent = elapsed / config.decay_steps
+        if config.staircase:
+            exponent = mpmath.floor(exponent)
+        value = initial * rate**exponent if rate > 0 else initial * 0
+    if config.end_learning_rate is not None:
+        end = mpmath.mpf(computed(config.end_learning_rate))
+        value = max(value, end) if rate < 1 else min(value, end)
+    return value
+
+
+def rounded(value):
+    """An mpmath value in the compute dtype (0 and inf where it leaves the range)."""
+    if abs(value) > 2 * mpmath.mpf(float(np.finfo(FLOAT).max)):
+        return FLOAT.type(mpmath.sign(value) * np.inf)
+    with np.errstate(over="ignore", under="ignore"):
+        return FLOAT.type(float(value))
+
+
+def within_one_ulp(got, expected):
+    got, expected = FLOAT.type(got), FLOAT.type(expected)
+    if np.isinf(expected) or expected == 0 or got == expected:
+        return got == expected or abs(expected) < np.finfo(FLOAT).tiny
+    return abs(np.nextafter(got, expected) - expected) <= abs(got - expected)
+
+
+def optax_lr(schedule, step):
+    """The learning rate that `optax.sgd(schedule)` applies at `step`: for a unit
+    gradient the update is exactly `-lr`."""
+    optimizer = optax.sgd(schedule)
+    state = optimizer.init(jnp.zeros((), FLOAT))
+    state = optax.tree_utils.tree_set(state, count=jnp.asarray(step, jnp.int32))
+    updates, _ = optimizer.update(jnp.ones((), FLOAT), state)
+    return -updates
+
+
+AS_ARGUMENT = jax.jit(lambda c, s: c(s))
+SWEPT = jax.jit(jax.vmap(lambda c, s: c(s), in_axes=(0, None)))
+IN_OPTAX = jax.jit(jax.vmap(lambda c, s: optax_lr(c, s), in_axes=(None, 0)))
+
+
+def paths(config, steps):
+    """The learning rate at `steps` (int32) by every path, as arrays."""
+    others = [
+        dataclasses.replace(config, initial_learning_rate=0.5),
+        dataclasses.replace(config, decay_rate=0.25),
+    ]
+    rows = SWEPT(stack([others[0], config, others[1]]), steps)
+    scalars = [config(int(step)) for step in steps[:4]]
+    scalars += [config(np.int32(step)) for step in steps[4:8]]
+    return {
+        "eager": config(steps),
+        "scalar": np.concatenate([np.reshape(x, 1) for x in scalars]),
+        "jit": jax.jit(config)(steps),
+        "argument": AS_ARGUMENT(config, steps),
+        "vmap": rows[1],
+        "builder": exponential_decay(
+            config.initial_learning_rate,
+            config.decay_steps,
+            config.decay_rate,
+            config.staircase,
+            transition_begin=config.transition_begin,
+            end_learning_rate=config.end_learning_rate,
+        )(steps),
+        "optax": IN_OPTAX(config, steps),
+    }
+
+
+def assert_one_set_of_bits(config, steps):
+    got = paths(config, steps)
+    reference = bits(got["eager"])
+    for name, values in got.items():
+        expected = reference[: len(values)]
+        assert (bits(values) == expected).all(), (name, config)
+    return got["eager"]
+
+
+extremes = st.sampled_from
+initial_rates = st.floats(1e-6, 10.0) | extremes([0.0, -0.5, 1e-40, 1e-300, 1e300])
+decay_rates = (
+    st.floats(1e-4, 0.99999)
+    | st.floats(0.999, 1.001)
+    | st.floats(1.00001, 4.0)
+    | extremes([1.0, 1e-300, 1e-30, 1e30, 1e300, 1 - 2**-25])
+)
+integers = st.integers(1, 10**6) | extremes([1, 2**31 - 1, 2**31, 2**32, INT64_MAX])
+
+
+@st.composite
+def configs(draw):
+    return ExponentialDecay(
+        draw(initial_rates),
+        draw(integers),
+        draw(decay_rates),
+        draw(st.booleans()),
+        transition_begin=draw(st.just(0) | integers),
+        end_learning_rate=draw(st.none() | st.floats(1e-6, 1.0)),
+    )
+
+
+# 1e300 does not fit float32: NumPy and JAX warn when they round it to inf.
+overflow_warning = pytest.mark.filterwarnings(
+    "ignore:overflow encountered in cast:RuntimeWarning"
+)
+
+
+@overflow_warning
+@settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(config=configs(), seed=st.integers(0, 2**32 - 1))
+def test_every_path_gives_the_same_bits(config, seed):
+    rng = np.random.default_rng(seed)
+    begin = min(config.transition_begin, 2**31 - 1)
+    near = [begin - 1, begin, begin + 1, begin + config.decay_steps]
+    steps = np.concatenate(
+        [
+            rng.integers(0, 2**31 - 1, 24),
+            np.clip(near, 0, 2**31 - 1),
+            [0, 1, 999, 2**24 + 1, 2**31 - 1],
+        ]
+    ).astype(np.int32)
+    values = assert_one_set_of_bits(config, steps)
+    assert not np.isnan(values).any()
+    for step, value in zip(steps[:8], values[:8], strict=True):
+        assert within_one_ulp(value, rounded(exact(config, int(step)))), step
+
+
+def test_a_sweep_member_reproduces_its_single_run():
+    """The sweep idiom on configs a jit boundary would round (the issue: up to
+    225,197 ulp apart when a Python float became float32 at the boundary)."""
+    configs = [
+        ExponentialDecay(0.1, 1000, 0.96),
+        ExponentialDecay(0.01, 1, 0.99999),
+        ExponentialDecay(0.3, 7, 0.5, staircase=False, transition_begin=11),
+    ]
+    steps = jnp.arange(0, 1_000_000, 37, dtype=jnp.int32)
+    swept = jax.jit(jax.vmap(lambda c: c(steps)))(stack(configs))
+    for row, config in zip(swept, configs, strict=True):
+        assert (bits(row) == bits(config(steps))).all()
+        assert (bits(row) == bits(jax.jit(lambda c: c(steps))(config))).all()
+
+
+def test_new_configs_never_compile():
+    """After one call per kind of schedule, new numbers (Python and NumPy scalars,
+    JAX arrays, a stack of configs) compile nothing, eagerly or as arguments."""
+    compiles = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    steps = jnp.arange(16, dtype=jnp.int32)
+    as_argument = jax.jit(lambda c, s: c(s))
+    swept = jax.jit(jax.vmap(lambda c, s: c(s), in_axes=(0, None)))
+
+    def calls(i):
+        rate = 0.9 + i * 1e-3
+        for staircase in (False, True):
+            exponential_decay(0.1 + i, 1000 + i, rate, staircase)(3)
+            config = ExponentialDecay(np.float32(0.2 * i), 7 + i, rate, staircase)
+            config(steps)
+            config(np.int32(5))
+            as_argument(config, steps)
+            swept(stack([config, dataclasses.replace(config, decay_rate=1.5)]), steps)
+            ExponentialDecay(jnp.asarray(0.1 * i), 2**40 + i, rate, staircase)(3)
+
+    calls(1)  # the first call of each kind compiles
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        for i in range(2, 12):
+            calls(i)
+    finally:
+        jax.monitoring.clear_event_listeners()
+    assert compiles == []
+
+
+def test_a_config_keeps_a_few_hundred_bytes_of_data():
+    """The compiled programs are shared; a config holds only its prepared numbers."""
+    schedule = exponential_decay(0.1, 1000, 0.96)
+    schedule(1)
+    prepared = schedule._prepared()  # what an eager call hands the program
+    assert sum(leaf.nbytes for leaf in jax.tree.leaves(prepared)) <= 1200
+
+
+@overflow_warning
+@pytest.mark.parametrize("argument", [True, False], ids=["argument", "eager"])
+def test_every_accepted_config_runs_on_every_path(argument):
+    """Configs the constructor accepts that once broke as jit arguments: a rate
+    that rounds to 0 (NaN), integers beyond int32 (OverflowError)."""
+    call = jax.jit(lambda c, s: c(s)) if argument else (lambda c, s: c(s))
+    steps = np.asarray([0, 1, 999, 2**31 - 1], np.int32)
+    for config in [
+        ExponentialDecay(0.1, 1000, 1e-300),
+        ExponentialDecay(0.1, 2**31, 0.5),
+        ExponentialDecay(0.1, INT64_MAX, 0.5, transition_begin=INT64_MAX),
+        ExponentialDecay(0.1, 1, 0.5, staircase=True, transition_begin=2**31),
+        ExponentialDecay(1e300, 1, 0.96),
+    ]:
+        values = np.asarray(call(config, steps))
+        assert (bits(values) == bits(config(steps))).all()
+        for step, value in zip(steps, values, strict=True):
+            assert within_one_ulp(value, rounded(exact(config, int(step)))), config
+
+
+@overflow_warning
+def test_zero_and_inf_where_the_exact_value_is():
+    """Never NaN: a huge initial rate far out, rates that round to 0 or inf (in
+    float32; tiny and huge in float64), a zero rate growing, infinite steps."""
+    steps = [1.0, 2.5, 1e12, np.inf]
+    for config in [
+        ExponentialDecay(1e300, 1000, 0.96),
+        ExponentialDecay(0.1, 1, 1e-300),
+        ExponentialDecay(0.1, 1, 1e300),
+        ExponentialDecay(0.0, 1, 2.0),
+        ExponentialDecay(-0.1, 3, 1e300, staircase=True),
+    ]:
+        values = np.asarray(config(jnp.asarray(steps, FLOAT)))
+        expected = [rounded(exact(config, step)) for step in steps]
+        assert (values == np.asarray(expected, FLOAT)).all(), (config, values)
+
+
+@pytest.mark.parametrize("begin", [0, 2**24 + 1, 2**31 - 5, INT64_MAX])
+@pytest.mark.parametrize("staircase", [False, True], ids=["smooth", "staircase"])
+def test_a_whole_float_step_gives_the_integer_steps_bits(begin, staircase):
+    """For every transition_begin, also where float32 cannot hold it."""
+    config = ExponentialDecay(0.1, 3, 0.5, staircase, transition_begin=begin)
+    integers = np.asarray([2**24 + 2, 2**24 + 4, 2**31 - 128, 2**31 - 1], np.int64)
+    integers = integers[integers <= 2**31 - 1]
+    as_float = integers.astype(np.float32)
+    whole = as_float.astype(np.int64) == integers
+    got = np.asarray(config(jnp.asarray(as_float)))
+    expected = np.asarray(config(jnp.asarray(integers.astype(np.int32))))
+    assert (bits(got[whole]) == bits(expected[whole])).all()
+    assert (got[as_float.astype(np.float64) <= begin] == FLOAT.type(0.1)).all()
+
+
+def test_uint32_steps_past_2_31():
+    """praxis counts in uint32: the steps above int32 are within 1 ulp too."""
+    config = ExponentialDecay(0.1, 10**6, 0.9, staircase=False)
+    steps = np.asarray([0, 2**31 - 1, 2**31, 3 * 10**9, 2**32 - 1], np.uint32)
+    values = np.asarray(jax.jit(config)(steps))
+    assert (bits(values) == bits(config(steps))).all()
+    for step, value in zip(steps, values, strict=True):
+        assert within_one_ulp(value, rounded(exact(config, int(step))))
+    stairs = dataclasses.replace(config, staircase=True)
+    assert stairs(np.uint32(2**32 - 1)) == rounded(exact(stairs, 2**32 - 1))
+
+
+# ---------------------------------------------------------------------------
+# Gradients: the analytic derivative on every path.
+# ---------------------------------------------------------------------------
+
+GRAD_STEPS = [0.0, 350.0, 1000.0, 2500.5, 12345.0]
+
+
+def analytic(initial, rate, step, *, staircase=False, begin=0, decay_steps=1000):
+    """(lr, d/d initial, d/d rate, d/d step), from the formula in float64."""
+    elapsed = max(step - begin, 0.0)
+    exponent = math.floor(elapsed / decay_steps) if staircase else elapsed / decay_steps
+    lr = initial * rate**exponent
+    slope = 0.0 if staircase or elapsed == 0 else lr * math.log(rate) / decay_steps
+    return lr, rate**exponent, lr * exponent / rate, slope
+
+
+def close(got, expected):
+    return math.isclose(float(got), expected, rel_tol=1e-5, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("staircase", [False, True], ids=["smooth", "staircase"])
+def test_gradients_of_the_builder(staircase):
+    initial, rate = computed(0.1), computed(0.5)
+
+    def lr(a, r, s):
+        return exponential_decay(a, 1000, r, staircase, transition_begin=100)(s)
+
+    grad = jax.jit(jax.grad(lr, argnums=(0, 1, 2)))
+    for step in GRAD_STEPS:
+        _, d_initial, d_rate, d_step = analytic(
+            initial, rate, step, staircase=staircase, begin=100
+        )
+        got = grad(FLOAT.type(initial), FLOAT.type(rate), FLOAT.type(step))
+        assert close(got[0], d_initial) and close(got[1], d_rate), step
+        assert close(got[2], d_step), step
+        # jvp agrees with grad
+        _, tangent = jax.jvp(
+            lambda r, s=step: lr(FLOAT.type(initial), r, FLOAT.type(s)),
+            (FLOAT.type(rate),),
+            (FLOAT.type(1),),
+        )
+        assert close(tangent, d_rate)
+
+
+def test_gradients_of_a_config_on_every_path():
+    """With respect to the config itself: eagerly, as a jit argument, in a vmapped
+    sweep; the integer leaves get no gradient (float0)."""
+    config = ExponentialDecay(0.1, 1000, 0.5, end_learning_rate=0.02)
+    step = FLOAT.type(1500.0)
+    lr, d_initial, d_rate, _ = analytic(computed(0.1), computed(0.5), 1500.0)
+    assert lr > 0.02  # not clipped: no gradient to the end rate
+
+    def grad_of(c):
+        return jax.grad(lambda c: c(step), allow_int=True)(c)
+
+    sweep = stack([config, dataclasses.replace(config, initial_learning_rate=0.2)])
+    for got in [
+        grad_of(config),
+        jax.jit(grad_of)(config),
+        jax.tree.map(lambda x: x[0], jax.jit(jax.vmap(grad_of))(sweep)),
+    ]:
+        assert close(got.initial_learning_rate, d_initial)
+        assert close(got.decay_rate, d_rate)
+        assert float(got.end_learning_rate) == 0.0
+        assert got.decay_steps.hi.dtype == jax.dtypes.float0
+    clipped = dataclasses.replace(config, end_learning_rate=0.09)
+    got = jax.grad(lambda c: c(step), allow_int=True)(clipped)
+    assert float(got.end_learning_rate) == 1.0
+    assert float(got.initial_learning_rate) == 0.0
+
+
+def test_gradient_through_optax():
+    """The learning rate optax applies, differentiated by the initial rate."""
+    config = ExponentialDecay(0.1, 1000, 0.5)
+
+    def applied(initial):
+        return optax_lr(
+            dataclasses.replace(config, initial_learning_rate=initial), 2500
+        )
+
+    got = jax.grad(applied)(FLOAT.type(0.1))
+    assert close(got, analytic(computed(0.1), computed(0.5), 2500.0)[1])

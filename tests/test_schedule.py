@@ -11,13 +11,16 @@ steps below 2**20, which the `rtol` fixture's bound relies on.
 import functools
 import math
 
-import chex
 import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
-import optax
 import pytest
+
+chex = pytest.importorskip("chex")
+optax = pytest.importorskip("optax")
+
+from _reference import bits
 
 from jaxdecay import ExponentialDecay, exponential_decay
 
@@ -105,12 +108,6 @@ def optax_values(name, staircase):
     """optax's values on `parity_steps(name)` as JAX's default int, once a session."""
     steps = jnp.asarray(parity_steps(name).astype(jnp.result_type(int)))
     return np.asarray(optax_schedule(CONFIGS[name], staircase)(steps))
-
-
-def bits(array):
-    """The dtype, shape and raw bytes of an array: equal iff bit-identical."""
-    array = np.asarray(array)
-    return array.dtype, array.shape, array.tobytes()
 
 
 # ---------------------------------------------------------------------------

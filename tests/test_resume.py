@@ -18,8 +18,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
+
+optax = pytest.importorskip("optax")
 
 import jaxdecay
 

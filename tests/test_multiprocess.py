@@ -15,6 +15,7 @@ cannot bind the port picked for it (taken in between), the launch is retried.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -138,10 +139,8 @@ def wait(processes: list[subprocess.Popen], deadline: float) -> list[int | None]
         return [process.poll() for process in processes]
     finally:
         for process in processes:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             process.wait(timeout=10)
 
 
@@ -198,7 +197,7 @@ def two_processes(tmp_path_factory):
     return [parse(stdout) for stdout, _ in outputs]
 
 
-# -- the tests --------------------------------------------------------------------------
+# -- the tests ------------------------------------------------------------------------
 
 
 def tolerance(float_dtype) -> dict[str, float]:

@@ -8,6 +8,8 @@ results in the normal range, then the jitted throughput over 4M int32 steps.
 The float64 rows need x64, so this script runs itself again in a subprocess with
 ``JAX_ENABLE_X64=1`` for those rows.
 
+The reference is the tests' own (`tests/_reference.py`).
+
 Usage: ``python benchmarks/accuracy.py [--quick]``.
 """
 
@@ -16,12 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import time
-from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+# The reference the tests check jaxdecay against (tests/_reference.py).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +33,7 @@ import keras
 import mpmath
 import numpy as np
 import optax
+from _reference import reference, ulp_distance
 
 import jaxdecay
 
@@ -48,43 +53,11 @@ CONFIGS = [
 ]
 
 
-def _round_exact(value: Any, precision: int, least: int, overflow: int) -> float:
-    """``value`` rounded to nearest-even with the given binary format."""
-    if value == 0:
-        return 0.0
-    _, exponent = mpmath.frexp(value)
-    quantum = max(exponent - precision, least)
-    integer = int(mpmath.nint(mpmath.ldexp(value, -quantum)))
-    if abs(integer) * mpmath.mpf(2) ** quantum >= mpmath.mpf(2) ** overflow:
-        return float("inf") if integer > 0 else float("-inf")
-    return float(mpmath.ldexp(integer, quantum))
-
-
-def reference(
-    scale: float, rate: float, exponents: list[Any], dtype: Any
-) -> np.ndarray:
-    """``scale * rate**e`` exactly rounded, for exact mpmath exponents ``e``."""
-    fmt = (24, -149, 128) if dtype == np.float32 else (53, -1074, 1024)
-    log_rate = mpmath.log(mpmath.mpf(rate))
-    values = [
-        _round_exact(mpmath.mpf(scale) * mpmath.exp(log_rate * e), *fmt)
-        for e in exponents
-    ]
-    return np.array(values, dtype)
-
-
 def ulp_errors(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """ulp distances over the results whose exact value is a normal float."""
-    int_type = np.int32 if expected.dtype == np.float32 else np.int64
     got = np.asarray(got).astype(expected.dtype)
-
-    def ordered(x: np.ndarray) -> np.ndarray:
-        # Sign-magnitude bits to a monotonic line, as exact Python ints.
-        bits = x.view(int_type).astype(np.int64)
-        return np.where(bits < 0, np.iinfo(int_type).min - bits, bits).astype(object)
-
     normal = np.isfinite(expected) & (np.abs(expected) >= np.finfo(expected.dtype).tiny)
-    distance = np.abs(ordered(got) - ordered(expected)).astype(np.float64)
+    distance: np.ndarray = ulp_distance(got, expected)
     return distance[normal]
 
 
@@ -139,11 +112,11 @@ def accuracy_row(kind: str, count: int) -> dict[str, list[float]]:
         scale, rate = (float(dtype(scale)), float(dtype(rate)))
         steps = _steps(rng, kind, (scale, rate, decay_steps), count // len(CONFIGS))
         steps = steps.astype(np.int64 if x64 else np.int32)
-        if staircase:
-            exponents = [mpmath.mpf(int(s) // decay_steps) for s in steps]
+        if staircase:  # the exact stair: integer division of Python ints
+            stairs = [int(s) // decay_steps for s in steps]
+            expected = reference(scale, rate, 1, stairs, dtype)
         else:
-            exponents = [mpmath.mpf(int(s)) / decay_steps for s in steps]
-        expected = reference(scale, rate, exponents, dtype)
+            expected = reference(scale, rate, decay_steps, steps, dtype)
         ours = jax.jit(
             jaxdecay.exponential_decay(scale, decay_steps, rate, staircase=staircase)
         )(jnp.asarray(steps))

@@ -9,8 +9,7 @@ Run:
     python examples/train_sgd.py
     python examples/train_sgd.py --steps 300 --staircase --out-dir /tmp/run1
 
-Needs jax, numpy and optax. It exits non-zero if the loss does not fall or the config
-does not round-trip.
+Needs jax, numpy and optax.
 """
 
 from __future__ import annotations
@@ -77,15 +76,50 @@ def make_train_step(
     return train_step
 
 
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        raise SystemExit(f"FAILED: {message}")
+def train(
+    schedule: jaxdecay.ExponentialDecay, steps: int, log_every: int = 50
+) -> tuple[float, float]:
+    """Trains with `optax.sgd(schedule)`; returns the loss before and after."""
+    optimizer = optax.sgd(learning_rate=schedule)
+    key_data, key_params = jax.random.split(jax.random.key(0))
+    x, y = make_data(key_data)
+    params = init_params(key_params)
+    opt_state = optimizer.init(params)
+    train_step = make_train_step(optimizer, schedule)
+
+    initial_loss = float(loss_fn(params, x, y))
+    print(f"{'step':>6} {'loss':>10} {'lr':>10}")
+    for step in range(steps):
+        params, opt_state, loss, learning_rate = train_step(params, opt_state, x, y)
+        if step % log_every == 0 or step == steps - 1:
+            print(f"{step:>6} {float(loss):>10.5f} {float(learning_rate):>10.6f}")
+    final_loss = float(loss_fn(params, x, y))
+    print(f"\nloss: {initial_loss:.5f} -> {final_loss:.5f}")
+    return initial_loss, final_loss
+
+
+def save_and_reload(
+    schedule: jaxdecay.ExponentialDecay, steps: int, out_dir: pathlib.Path
+) -> jaxdecay.ExponentialDecay:
+    """Writes the experiment's config, the schedule in Keras' format next to the
+    rest, and reads the schedule back."""
+    experiment = {
+        "schedule": jaxdecay.serialize(schedule),
+        "optimizer": "sgd",
+        "steps": steps,
+        "hidden_units": HIDDEN,
+        "seed": 0,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_path = out_dir / "experiment.json"
+    config_path.write_text(json.dumps(experiment, indent=2) + "\n")
+    print(f"wrote {config_path}:\n{config_path.read_text()}")
+    return jaxdecay.deserialize(json.loads(config_path.read_text())["schedule"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400, help="training steps")
-    parser.add_argument("--log-every", type=int, default=50, help="table row interval")
     parser.add_argument(
         "--staircase", action="store_true", help="decay in stairs of decay_steps steps"
     )
@@ -96,8 +130,6 @@ def main() -> None:
         help="where experiment.json is written (default: a new temporary directory)",
     )
     args = parser.parse_args()
-    if args.steps < 1 or args.log_every < 1:
-        parser.error("--steps and --log-every must be positive")
 
     schedule = jaxdecay.ExponentialDecay(
         initial_learning_rate=0.2,
@@ -105,56 +137,13 @@ def main() -> None:
         decay_rate=0.5,
         staircase=args.staircase,
     )
-    optimizer = optax.sgd(learning_rate=schedule)
     print(f"schedule: {schedule}\n")
-
-    key_data, key_params = jax.random.split(jax.random.key(0))
-    x, y = make_data(key_data)
-    params = init_params(key_params)
-    opt_state = optimizer.init(params)
-    train_step = make_train_step(optimizer, schedule)
-
-    initial_loss = float(loss_fn(params, x, y))
-    print(f"{'step':>6} {'loss':>10} {'lr':>10}")
-    for step in range(args.steps):
-        params, opt_state, loss, learning_rate = train_step(params, opt_state, x, y)
-        if step % args.log_every == 0 or step == args.steps - 1:
-            print(f"{step:>6} {float(loss):>10.5f} {float(learning_rate):>10.6f}")
-    final_loss = float(loss_fn(params, x, y))
-    print(f"\nloss: {initial_loss:.5f} -> {final_loss:.5f}")
-    check(
-        final_loss < 0.1 * initial_loss,
-        f"final loss {final_loss:.5f} is not below a tenth of the initial "
-        f"{initial_loss:.5f}",
-    )
-
-    # The experiment's config: the schedule in Keras' format, next to the rest.
-    experiment = {
-        "schedule": jaxdecay.serialize(schedule),
-        "optimizer": "sgd",
-        "steps": args.steps,
-        "hidden_units": HIDDEN,
-        "seed": 0,
-    }
+    train(schedule, args.steps)
     out_dir = args.out_dir or pathlib.Path(tempfile.mkdtemp(prefix="jaxdecay-"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_path = out_dir / "experiment.json"
-    config_path.write_text(json.dumps(experiment, indent=2) + "\n")
-    print(f"wrote {config_path}:\n{config_path.read_text()}")
-
-    reloaded = jaxdecay.deserialize(json.loads(config_path.read_text())["schedule"])
-    check(reloaded == schedule, f"reloaded {reloaded} != original {schedule}")
-    probe_steps = jnp.array([0, 1, 99, 100, 250, args.steps])
-    original_lrs = np.asarray(schedule(probe_steps))
-    reloaded_lrs = np.asarray(reloaded(probe_steps))
-    check(
-        np.array_equal(original_lrs, reloaded_lrs),
-        f"learning rates differ: {original_lrs} vs {reloaded_lrs}",
-    )
-    print("reloaded schedule == original: True")
-    for step, value in zip(probe_steps.tolist(), reloaded_lrs.tolist(), strict=True):
-        print(f"  lr({step}) = {value:.6g}")
-    print("OK")
+    reloaded = save_and_reload(schedule, args.steps, out_dir)
+    print(f"reloaded schedule == original: {reloaded == schedule}")
+    for step in (0, 1, 99, 100, 250, args.steps):
+        print(f"  lr({step}) = {float(reloaded(step)):.6g}")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ import json
 import pathlib
 import re
 
-import keras
 import pytest
+
+keras = pytest.importorskip("keras")
 
 import jaxdecay
 from jaxdecay import ExponentialDecay

@@ -16,12 +16,17 @@ import sys
 import time
 
 import jax
-import keras
-import mpmath
 import numpy as np
-import optax
 import pytest
-import yaml
+
+keras = pytest.importorskip("keras")
+mpmath = pytest.importorskip("mpmath")
+optax = pytest.importorskip("optax")
+yaml = pytest.importorskip("yaml")
+pytest.importorskip("matplotlib")
+pytest.importorskip("PIL")
+pytest.importorskip("hypothesis")
+
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image

@@ -9,19 +9,16 @@ import pickle
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
+
+optax = pytest.importorskip("optax")
+
+from _reference import bits
 
 import jaxdecay
 from jaxdecay import ExponentialDecay
 
 KERAS_KEYS = ["initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name"]
-
-
-def bits(array):
-    """The dtype, shape and raw bytes of an array: equal iff bit-identical."""
-    array = np.asarray(array)
-    return array.dtype, array.shape, array.tobytes()
 
 
 STEPS = np.asarray([0, 1, 999, 1000, 1001, 5000, 123_457], np.int32)

@@ -1,19 +1,24 @@
 """Config libraries: Fiddle, Hydra/OmegaConf, ml_collections, YAML and optax's kwargs.
 
-Each library is an optional extra of jaxdecay and a requirement of the test extra, so
-these tests import them plainly: a missing library fails here rather than skipping.
+Each library is an optional extra of jaxdecay (`configs`) and a requirement of the
+test extra: where one is missing this module is skipped, and `.ci/run` fails if a run
+with the test extra installed skipped anything for a missing library.
 """
 
 import dataclasses
 import subprocess
 import sys
 
-import fiddle as fdl
-import hydra
-import ml_collections
 import numpy as np
 import pytest
-import yaml
+
+fdl = pytest.importorskip("fiddle")
+hydra = pytest.importorskip("hydra")
+ml_collections = pytest.importorskip("ml_collections")
+yaml = pytest.importorskip("yaml")
+pytest.importorskip("omegaconf")
+pytest.importorskip("hypothesis")
+
 from fiddle.experimental import serialization as fiddle_serialization
 from hydra.core.config_store import ConfigStore
 from hydra.utils import instantiate

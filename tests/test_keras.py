@@ -3,12 +3,13 @@
 import inspect
 import json
 
-import chex
 import jax
 import jax.numpy as jnp
-import keras
 import numpy as np
 import pytest
+
+chex = pytest.importorskip("chex")
+keras = pytest.importorskip("keras")
 
 import jaxdecay
 from jaxdecay import ExponentialDecay

@@ -26,9 +26,14 @@ import textwrap
 
 import jax
 import jax.numpy as jnp
-import mpmath
 import numpy as np
 import pytest
+
+mpmath = pytest.importorskip("mpmath")
+pytest.importorskip("hypothesis")
+
+from _reference import reference, ulp_distance
+from _reference import round_exact as _round_exact
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,57 +42,10 @@ from jaxdecay._exact import Constants, prepare, scaled_pow
 
 mpmath.mp.prec = 256
 
-_INT_TYPE = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
 _UNSIGNED = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
-# (precision in bits, exponent of the least subnormal, overflow exponent)
-_FORMAT = {
-    np.dtype(np.float32): (24, -149, 128),
-    np.dtype(np.float64): (53, -1074, 1024),
-}
 _RATES = [0.9999, 0.96, 0.5, 1e-3, 1.0001, 2.0]
 _DECAY_STEPS = [1, 1000, 2**31 - 1, 2**32 + 5, 2**62, 2**63 - 1]
 _N_MAX = 2**32 - 1  # every uint32 n
-
-
-def _round_exact(value: mpmath.mpf, dtype: np.dtype) -> float:
-    """``value`` rounded to nearest-even in ``dtype``, subnormals included."""
-    if value == 0:
-        return 0.0
-    precision, least_exponent, overflow_exponent = _FORMAT[dtype]
-    _, exponent = mpmath.frexp(value)  # value = m * 2**exponent, 1/2 <= |m| < 1
-    quantum = max(exponent - precision, least_exponent)
-    integer = int(mpmath.nint(mpmath.ldexp(value, -quantum)))  # ties to even
-    if abs(integer) * mpmath.mpf(2) ** quantum >= mpmath.mpf(2) ** overflow_exponent:
-        return float("inf") if integer > 0 else float("-inf")
-    return float(mpmath.ldexp(integer, quantum))
-
-
-def reference(scale, rate, decay_steps, ns, dtype) -> np.ndarray:
-    """``scale * rate**(n / decay_steps)`` exactly rounded, from 256-bit mpmath."""
-    dtype = np.dtype(dtype)
-    exact_scale = mpmath.mpf(float(scale))
-    log_rate = mpmath.log(mpmath.mpf(float(rate)))
-    return np.array(
-        [
-            _round_exact(
-                exact_scale * mpmath.exp(log_rate * int(n) / decay_steps), dtype
-            )
-            for n in np.asarray(ns).ravel()
-        ],
-        dtype,
-    ).reshape(np.shape(ns))
-
-
-def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Number of representable floats between ``a`` and ``b`` (same dtype)."""
-    int_type = _INT_TYPE[a.dtype]
-
-    def ordered(x: np.ndarray) -> np.ndarray:
-        # Map the sign-magnitude bit patterns to a monotonic integer line.
-        bits = x.view(int_type).astype(object)
-        return np.array([v if v >= 0 else np.iinfo(int_type).min - v for v in bits])
-
-    return np.abs(ordered(a) - ordered(b)).astype(np.float64)
 
 
 def check_close(got, expected) -> None:

@@ -6,12 +6,13 @@ dtype because optax's SGD multiplies the learning rate into the gradient without
 cast, which strict promotion refuses for a float64 rate and float32 params.
 """
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
+
+chex = pytest.importorskip("chex")
+optax = pytest.importorskip("optax")
 
 from jaxdecay import ExponentialDecay, exponential_decay
 

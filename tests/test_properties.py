@@ -19,7 +19,12 @@ import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
-import optax
+import pytest
+
+optax = pytest.importorskip("optax")
+pytest.importorskip("hypothesis")
+
+from _reference import bits
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -41,12 +46,6 @@ def examples(n, *health_checks):
         database=None,
         suppress_health_check=[HealthCheck.too_slow, *health_checks],
     )
-
-
-def bits(array):
-    """The dtype, shape and raw bytes of an array: equal iff bit-identical."""
-    array = np.asarray(array)
-    return array.dtype, array.shape, array.tobytes()
 
 
 # ---------------------------------------------------------------------------

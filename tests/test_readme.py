@@ -15,5 +15,7 @@ def test_readme_has_snippets():
 
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=lambda s: s.splitlines()[0][:40])
 def test_readme_snippet_runs(snippet, tmp_path, monkeypatch):
+    for module in re.findall(r"^(?:import|from) (\w+)", snippet, flags=re.MULTILINE):
+        pytest.importorskip(module)  # an optional library, e.g. fiddle or optax
     monkeypatch.chdir(tmp_path)
     exec(compile(snippet, str(README), "exec"), {})

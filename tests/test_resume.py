@@ -1,7 +1,7 @@
 """Checkpoint and resume: a run stopped at step N and resumed in a new process goes on
 exactly as the uninterrupted run; and the optimizer's step counter near 2**31.
 
-The runs are `examples/resume_training.py train` processes: an uninterrupted run of
+The runs are `examples/resume_training.py` processes: an uninterrupted run of
 STEPS steps and a run of STOP_AT steps side by side, then a new process that resumes
 from the second one's checkpoint. Each logs `step=<k> lr=<lr> loss=<loss>` with
 values in their dtype's shortest round-trip text (equal text, equal bits) and saves
@@ -18,8 +18,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
+
+optax = pytest.importorskip("optax")
 
 import jaxdecay
 
@@ -31,7 +32,7 @@ INT32_MAX = 2**31 - 1
 
 def start(*arguments: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(EXAMPLE), "train", *arguments],
+        [sys.executable, str(EXAMPLE), *arguments],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -116,8 +117,8 @@ def test_resumed_run_ends_with_the_uninterrupted_arrays(runs):
     assert full_metadata == resumed_metadata
     assert full_metadata["step"] == STEPS
     assert sorted(full) == sorted(resumed)
-    assert any(key.startswith("params") for key in full)
-    assert any(key.startswith("opt_state") for key in full)
+    assert any(key.startswith("['params']") for key in full)
+    assert any(key.startswith("['opt_state']") for key in full)
     for key, value in full.items():
         assert resumed[key].dtype == value.dtype, key
         np.testing.assert_array_equal(resumed[key], value, err_msg=key)

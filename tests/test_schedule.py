@@ -11,13 +11,16 @@ steps below 2**20, which the `rtol` fixture's bound relies on.
 import functools
 import math
 
-import chex
 import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
-import optax
 import pytest
+
+chex = pytest.importorskip("chex")
+optax = pytest.importorskip("optax")
+
+from _reference import bits
 
 from jaxdecay import ExponentialDecay, exponential_decay
 
@@ -105,12 +108,6 @@ def optax_values(name, staircase):
     """optax's values on `parity_steps(name)` as JAX's default int, once a session."""
     steps = jnp.asarray(parity_steps(name).astype(jnp.result_type(int)))
     return np.asarray(optax_schedule(CONFIGS[name], staircase)(steps))
-
-
-def bits(array):
-    """The dtype, shape and raw bytes of an array: equal iff bit-identical."""
-    array = np.asarray(array)
-    return array.dtype, array.shape, array.tobytes()
 
 
 # ---------------------------------------------------------------------------
@@ -381,14 +378,15 @@ def test_arrays_are_elementwise_and_keep_shape(variant, shape, kind, rtol):
 
 @pytest.mark.parametrize("name", ["slow", "begin-floor"])
 @staircase_params
-def test_builder_and_dataclass_give_identical_bits(variant, name, staircase):
-    """`exponential_decay(...)` and `ExponentialDecay(...)` compute the same bits."""
+def test_integer_valued_float_steps_give_the_integer_steps_bits(
+    variant, name, staircase
+):
+    """A float step equal to an integer takes the float path (its whole part, then
+    the fraction's factor) and gives the integer step's bits, stair edges included."""
     int_steps = parity_steps(name).astype(np.int32)[::16]
-    float_steps = int_steps.astype(jnp.result_type(float)) + 0.375
-    function = variant(exponential_decay(**CONFIGS[name], staircase=staircase))
-    instance = variant(ExponentialDecay(**CONFIGS[name], staircase=staircase))
-    for steps in (int_steps, float_steps):
-        assert bits(function(steps)) == bits(instance(steps))
+    float_steps = int_steps.astype(jnp.result_type(float))  # exact below 2**24
+    schedule = variant(ExponentialDecay(**CONFIGS[name], staircase=staircase))
+    assert bits(schedule(float_steps)) == bits(schedule(int_steps))
 
 
 # ---------------------------------------------------------------------------

@@ -24,8 +24,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
+
+optax = pytest.importorskip("optax")
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 

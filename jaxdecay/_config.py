@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxdecay import _schedule, _solve
 from jaxdecay._schedule import preview as _preview
+from jaxdecay._validation import rejects_optax_names
 
 _CLASS_NAME = "ExponentialDecay"
 # Keras 3 writes "keras.optimizers.schedules" for its built-in schedules; the others
@@ -328,6 +329,14 @@ class ExponentialDecay:
             "staircase": self.staircase,
             "end_value": self.end_learning_rate,
         }
+
+
+# optax's names (`transition_steps=`) get an error naming the field to use. The
+# generated __init__ is wrapped, not replaced: the class stays a dataclass, and
+# `inspect.signature(ExponentialDecay)` still shows the fields.
+ExponentialDecay.__init__ = rejects_optax_names(  # type: ignore[method-assign]
+    "ExponentialDecay"
+)(ExponentialDecay.__init__)
 
 
 def serialize(schedule: ExponentialDecay) -> dict[str, Any]:

@@ -349,6 +349,24 @@ def test_deserialize_deeply_nested_json(text):
     assert time.perf_counter() - start < 2.0
 
 
+@pytest.mark.parametrize("text", ["lr.json", "configs/LR.YAML", "runs/7/lr"])
+def test_from_json_of_a_path_says_it_is_one(text):
+    """Text that looks like a file name gets the JSON error and a pointer to load."""
+    for read in (jaxdecay.deserialize, ExponentialDecay.from_json):
+        with pytest.raises(ValueError) as raised:
+            read(text)
+        assert str(raised.value) == (
+            "not valid JSON: Expecting value: line 1 column 1 (char 0); "
+            f"{text.strip()!r} looks like a file path: deserialize and from_json "
+            "read JSON text, ExponentialDecay.load(path) reads a file"
+        )
+
+
+def test_from_json_of_a_path_object_points_to_load(tmp_path):
+    with pytest.raises(TypeError, match=r"got the path .*load\(path\) reads a file"):
+        ExponentialDecay.from_json(tmp_path / "lr.json")
+
+
 @pytest.mark.parametrize("text", [3, None, {"class_name": "ExponentialDecay"}])
 def test_from_json_wrong_type(text):
     """from_json takes str or bytes only."""

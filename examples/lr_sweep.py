@@ -1,4 +1,4 @@
-"""Sweep 16 learning rates in one compiled program, and print the best.
+"""Sweep 16 initial learning rates in one compiled program; print the lowest losses.
 
 `jaxdecay.ExponentialDecay` is a JAX pytree whose numbers are leaves: stack 16
 configs with `jax.tree.map(jnp.stack, ...)` and `jax.vmap` the whole training run
@@ -25,6 +25,9 @@ import optax
 import jaxdecay
 
 TRACES = 0
+# Final losses within this relative distance of the lowest one are reported as a tie:
+# past a learning rate, every run reaches the noise floor of the data.
+TIE_RTOL = 1e-4
 
 
 def make_data(key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -64,6 +67,12 @@ def main() -> None:
 
     x, y = make_data(jax.random.key(0))
     learning_rates = np.geomspace(1e-3, 0.3, 16)
+    print(
+        f"sweeping initial_learning_rate over {learning_rates.size} log-spaced values "
+        f"from {learning_rates[0]:.4g} to {learning_rates[-1]:.4g}; decay_steps=50, "
+        f"decay_rate=0.7, staircase={args.staircase}; {args.steps} SGD steps of a "
+        "linear regression each\n"
+    )
     configs = [
         jaxdecay.ExponentialDecay(
             float(rate), decay_steps=50, decay_rate=0.7, staircase=args.staircase
@@ -80,15 +89,25 @@ def main() -> None:
     for rate, loss in zip(learning_rates, losses, strict=True):
         print(f"{rate:>12.4g} {loss:>12.6f}")
     best = int(np.nanargmin(losses))
-    print(
-        f"\nbest: initial_learning_rate={learning_rates[best]:.4g}, "
-        f"final loss {losses[best]:.6f} (16 runs, {TRACES} trace)"
-    )
+    tied = learning_rates[np.isclose(losses, losses[best], rtol=TIE_RTOL, atol=0)]
+    print(f"\nlowest final loss {losses[best]:.6f}", end="")
+    if tied.size > 1:
+        print(
+            f", a tie of {tied.size} runs within {TIE_RTOL:.0e} relative: "
+            f"initial_learning_rate {tied.min():.4g} to {tied.max():.4g}",
+            end="",
+        )
+    else:
+        print(f", at initial_learning_rate={learning_rates[best]:.4g}", end="")
+    print(f" ({learning_rates.size} runs, {TRACES} trace)")
 
-    # The best run, trained on its own with the config as a jit argument, gives
+    # The lowest run, trained on its own with the config as a jit argument, gives
     # the same loss as its lane of the sweep.
     alone = float(jax.jit(train, static_argnums=3)(configs[best], x, y, args.steps))
-    print(f"trained alone: final loss {alone:.6f}")
+    print(
+        f"initial_learning_rate={learning_rates[best]:.4g} trained alone: final loss "
+        f"{alone:.6f}"
+    )
 
 
 if __name__ == "__main__":

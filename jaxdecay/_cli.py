@@ -374,6 +374,7 @@ def _plot(args: argparse.Namespace) -> int:
     progress = _Progress(
         sys.stderr.isatty() if args.progress is None else args.progress
     )
+    _check_writable(args.output)  # before the work, not after it
     sources = [_read_config(args.config)]
     if args.compare is not None:
         sources.append(_read_config(args.compare))
@@ -401,6 +402,19 @@ def _plot(args: argparse.Namespace) -> int:
     progress("done")
     print(f"wrote {args.output}")
     return 0
+
+
+def _check_writable(path: str) -> None:
+    """Fails if `path` cannot be written (a missing folder, no permission, a
+    folder), leaving an existing file as it is and no new one behind."""
+    existed = os.path.lexists(path)
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as error:
+        raise OSError(f"cannot write {path!r}: {error.strerror or error}") from None
+    if not existed:
+        os.remove(path)
 
 
 class _Progress:
@@ -550,6 +564,14 @@ def _solve_command(args: argparse.Namespace) -> int:
         args.staircase,
         transition_begin=args.transition_begin,
     )
+    if args.final_learning_rate > args.initial_learning_rate:
+        # Valid, but more often swapped arguments than a wish for growth.
+        print(
+            f"{_PROG}: warning: the final learning rate {args.final_learning_rate!r} "
+            f"is above the initial one {args.initial_learning_rate!r}: the schedule "
+            f"grows (decay_rate {decay_rate!r} > 1)",
+            file=sys.stderr,
+        )
     print(format_config(schedule, args.to, indent=args.indent), end="")
     return 0
 

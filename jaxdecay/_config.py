@@ -10,6 +10,7 @@ import dataclasses
 import heapq
 import itertools
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 
 from jaxdecay import _schedule, _solve
 from jaxdecay._schedule import preview as _preview
+from jaxdecay._validation import rejects_optax_names
 
 _CLASS_NAME = "ExponentialDecay"
 # Keras 3 writes "keras.optimizers.schedules" for its built-in schedules; the others
@@ -307,13 +309,52 @@ class ExponentialDecay:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ExponentialDecay:
-        """Reads JSON text written by `to_json`, Keras 3 or TF 2 (see `deserialize`)."""
+        """Reads JSON text written by `to_json`, Keras 3 or TF 2 (see `deserialize`).
+
+        It reads text, not files: `load` reads a file.
+        """
+        if isinstance(text, os.PathLike):
+            raise TypeError(
+                f"text must be str or bytes, got the path {_preview(text)}; "
+                f"{_LOAD_HINT}"
+            )
         if not isinstance(text, (str, bytes, bytearray)):
             raise TypeError(
                 f"text must be str or bytes, got {_preview(text)} of type "
                 f"{type(text).__name__}"
             )
         return deserialize(text)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ExponentialDecay:
+        """Reads a JSON file: what `to_json` writes, or any config `deserialize` reads.
+
+        Raises:
+          OSError: the file cannot be read.
+          TypeError, ValueError: as `deserialize`, the message prefixed by the path.
+
+        Examples:
+          >>> import pathlib, tempfile
+          >>> import jaxdecay
+          >>> path = pathlib.Path(tempfile.mkdtemp()) / "lr.json"
+          >>> _ = path.write_text(jaxdecay.ExponentialDecay(0.1, 1000, 0.5).to_json())
+          >>> jaxdecay.ExponentialDecay.load(path).decay_rate
+          0.5
+        """
+        with open(path, "rb") as file:
+            text = file.read(_MAX_JSON_LENGTH + 1)
+        where = os.fspath(path)
+        if len(text) > _MAX_JSON_LENGTH:
+            raise ValueError(
+                f"{where}: the file is longer than {_MAX_JSON_LENGTH} bytes (1 MiB), "
+                "the most a config may be"
+            )
+        try:
+            return deserialize(text)
+        except TypeError as error:
+            raise TypeError(f"{where}: {error}") from None
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
 
     # -- optax ---------------------------------------------------------------------
 
@@ -334,6 +375,14 @@ class ExponentialDecay:
             "staircase": self.staircase,
             "end_value": self.end_learning_rate,
         }
+
+
+# optax's names (`transition_steps=`) get an error naming the field to use. The
+# generated __init__ is wrapped, not replaced: the class stays a dataclass, and
+# `inspect.signature(ExponentialDecay)` still shows the fields.
+ExponentialDecay.__init__ = rejects_optax_names(  # type: ignore[method-assign]
+    "ExponentialDecay"
+)(ExponentialDecay.__init__)
 
 
 def serialize(schedule: ExponentialDecay) -> dict[str, Any]:
@@ -378,7 +427,9 @@ def deserialize(data: Mapping[str, Any] | str | bytes) -> ExponentialDecay:
     Accepts Keras 3's shape (`module`, `class_name`, `config`, `registered_name`) and
     TF 2's (`class_name`, `config`; `"name": null` allowed). `class_name` must be
     `ExponentialDecay` and `module`, when given, one of the names Keras and jaxdecay
-    write; they are compared as strings, never imported.
+    write; they are compared as strings, never imported. A bare `get_config()` dict
+    (no `class_name` or `config` key, some of the config's keys) is read as
+    `ExponentialDecay.from_config` reads it.
 
     A `"jaxdecay_format"` newer than this version reads is refused, as are JSON text
     longer than 1 MiB (2**20 characters, or bytes) or nested deeper than 8 levels,
@@ -399,12 +450,26 @@ def deserialize(data: Mapping[str, Any] | str | bytes) -> ExponentialDecay:
 staircase=False, name=None, transition_begin=0, end_learning_rate=None)
     """
     if isinstance(data, (str, bytes, bytearray)):
-        data = _parse_json(data)
+        try:
+            data = _parse_json(data)
+        except ValueError as error:
+            if isinstance(data, str) and _looks_like_path(data):
+                raise ValueError(
+                    f"{error}; {_preview(data.strip())} looks like a file path: "
+                    f"deserialize and from_json read JSON text, {_LOAD_HINT}"
+                ) from None
+            raise
     if not isinstance(data, Mapping):
         raise TypeError(
             "a serialized schedule must be a dict with 'class_name' and 'config', got "
             f"{_preview(data)} of type {type(data).__name__}"
         )
+    if not {"class_name", "config"} & data.keys() and not data.keys().isdisjoint(
+        _KERAS_KEYS + _EXTENSION_KEYS
+    ):
+        # A bare get_config() dict, which the command line reads too.
+        _check_no_containers(data)
+        return ExponentialDecay.from_config(data)
     # First: a newer format is refused as such, whatever else it holds.
     _check_format(data)
     keys = set(data)
@@ -440,15 +505,35 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
         )
     config = data["config"]
     if isinstance(config, Mapping):
-        for key, value in config.items():
-            # No field takes a container; refused here, a value of any size or
-            # depth never reaches a message that shows it whole.
-            if isinstance(value, (Mapping, list, tuple, set, frozenset)):
-                raise TypeError(
-                    f"{_field(key)} must be a number, a bool, a string or null, got "
-                    f"{_preview(value)} of type {type(value).__name__}"
-                )
+        _check_no_containers(config)
     return ExponentialDecay.from_config(config)
+
+
+def _check_no_containers(config: Mapping[Any, Any]) -> None:
+    """Refuses a container as a config value: no field takes one, and refused here,
+    a value of any size or depth never reaches a message that shows it whole."""
+    for key, value in config.items():
+        if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+            raise TypeError(
+                f"{_field(key)} must be a number, a bool, a string or null, got "
+                f"{_preview(value)} of type {type(value).__name__}"
+            )
+
+
+_LOAD_HINT = "ExponentialDecay.load(path) reads a file"
+_PATH_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def _looks_like_path(text: str) -> bool:
+    """Whether text that is not JSON looks like a file name given by mistake: one
+    short line, not JSON's opening, with a path separator or a config's suffix."""
+    text = text.strip()
+    return (
+        0 < len(text) <= 4096
+        and "\n" not in text
+        and not text.startswith(("{", "[", '"'))
+        and ("/" in text or "\\" in text or text.lower().endswith(_PATH_SUFFIXES))
+    )
 
 
 def _describe_value(value: Any) -> str:

@@ -1,8 +1,9 @@
-"""The README's bad-input table, row by row: input -> error type and exact message.
+"""The bad-input table, row by row: input -> error type and exact message.
 
-The table in README.md (section "Bad inputs") is the one list: this file parses it
-and checks every row through `jaxdecay.deserialize` and `ExponentialDecay.from_json`,
-so that the documentation and the behaviour cannot drift apart.
+The table in docs/bad-inputs.md (section "Bad configs") is the one list: this file
+parses it and checks every row through `jaxdecay.deserialize` and
+`ExponentialDecay.from_json`, so that the documentation and the behaviour cannot
+drift apart.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ keras = pytest.importorskip("keras")
 import jaxdecay
 from jaxdecay import ExponentialDecay
 
-README = pathlib.Path(__file__).parent.parent / "README.md"
-BASE_MARKER = "<!-- readme:bad-inputs-base -->"
-TABLE_MARKER = "<!-- readme:bad-inputs -->"
+PAGE = pathlib.Path(__file__).parent.parent / "docs" / "bad-inputs.md"
+BASE_MARKER = "<!-- docs:bad-inputs-base -->"
+TABLE_MARKER = "<!-- docs:bad-inputs -->"
 WHOLE_TEXT = "*the whole text*"
 ABSENT = "*absent*"
 PLACEHOLDER = "\x00jaxdecay-bad-input\x00"
@@ -47,10 +48,10 @@ def json_of(cell):
     return text
 
 
-def read_readme():
-    """(base config, rows) from README.md; rows are (id, where, json, error,
+def read_page():
+    """(base config, rows) from the page; rows are (id, where, json, error,
     message) with `json` None for *absent*."""
-    text = README.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
     if TABLE_MARKER not in text or BASE_MARKER not in text:
         return None, []
     base = re.search(
@@ -73,7 +74,7 @@ def read_readme():
     return json.loads(base.group(1)), rows
 
 
-BASE, ROWS = read_readme()
+BASE, ROWS = read_page()
 
 
 def text_for(where, source):
@@ -94,10 +95,10 @@ def text_for(where, source):
     return json.dumps(data).replace(json.dumps(PLACEHOLDER), source)
 
 
-def test_readme_has_the_table():
-    """README.md has the bad-input table (section "Bad inputs"), with the rows the
-    issue asks for: each kind of bad input at least once."""
-    assert ROWS, f"README.md has no bad-input table ({TABLE_MARKER})"
+def test_page_has_the_table():
+    """docs/bad-inputs.md has the bad-input table (section "Bad configs"), with the
+    rows the issue asks for: each kind of bad input at least once."""
+    assert ROWS, f"docs/bad-inputs.md has no bad-input table ({TABLE_MARKER})"
     present = {(where, source) for _, where, source, _, _ in ROWS}
     required = [
         ("config.decay_steps", "0"),  # non-positive
@@ -129,7 +130,7 @@ def test_readme_has_the_table():
 
 def test_base_config_is_what_jaxdecay_writes_and_loads():
     """The base of every row is jaxdecay's own output, and it loads."""
-    assert BASE is not None, f"README.md has no base config ({BASE_MARKER})"
+    assert BASE is not None, f"docs/bad-inputs.md has no base config ({BASE_MARKER})"
     schedule = ExponentialDecay(0.1, 1000, 0.96)
     assert jaxdecay.serialize(schedule) == BASE
     assert jaxdecay.deserialize(json.dumps(BASE)) == schedule
@@ -139,7 +140,7 @@ def test_base_config_is_what_jaxdecay_writes_and_loads():
     ("where", "source", "error", "message"),
     [pytest.param(*row[1:], id=row[0]) for row in ROWS]
     # Without the table, one failing case rather than an empty (skipped) test.
-    or [pytest.param(None, None, None, None, id="README.md has no bad-input table")],
+    or [pytest.param(None, None, None, None, id="the page has no bad-input table")],
 )
 @pytest.mark.parametrize(
     "read",
@@ -148,7 +149,7 @@ def test_base_config_is_what_jaxdecay_writes_and_loads():
 )
 def test_row(read, where, source, error, message):
     """The row's input raises exactly the row's error with exactly its message."""
-    assert ROWS, f"README.md has no bad-input table ({TABLE_MARKER})"
+    assert ROWS, f"docs/bad-inputs.md has no bad-input table ({TABLE_MARKER})"
     text = text_for(where, source)
     with pytest.raises(ERRORS[error]) as raised:
         read(text)

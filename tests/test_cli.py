@@ -502,6 +502,32 @@ def test_plot_options_and_output_errors(cli, stairs_file, tmp_path):
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("where", ["missing/lr.png", "folder"])
+def test_plot_refuses_an_unwritable_output_before_the_work(
+    cli, stairs_file, tmp_path, monkeypatch, where
+):
+    """A missing folder, or a folder, is one error line before any config is read."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    monkeypatch.setattr(_cli, "_read_config", lambda _: pytest.fail("work was done"))
+    reason = {"folder": "Is a directory"}.get(where, "No such file or directory")
+    err = in_process_error(cli, "plot", stairs_file, "-o", where)
+    assert err == f"jaxdecay: error: cannot write {where!r}: {reason}\n"
+
+
+def test_plot_output_check_leaves_no_file_and_keeps_an_old_one(
+    cli, stairs_file, tmp_path
+):
+    """The check writes nothing: a failing plot leaves no new file, and an
+    existing one unchanged."""
+    new, old = tmp_path / "new.png", tmp_path / "old.png"
+    old.write_bytes(b"old")
+    for output in (new, old):
+        in_process_error(cli, "plot", stairs_file, "-o", output, "--steps", "0")
+    assert not new.exists()
+    assert old.read_bytes() == b"old"
+
+
 def test_missing_optional_libraries_name_the_extra(cli, stairs_file, monkeypatch):
     for module in ("matplotlib.figure", "matplotlib.backends.backend_agg", "yaml"):
         monkeypatch.setitem(sys.modules, module, None)
@@ -616,12 +642,26 @@ def test_solve_with_transition_begin_reaches_the_rate_at_total_steps(cli):
 
 
 def test_solve_growth_and_other_formats(cli):
-    code, out, _ = cli(
+    code, out, err = cli(
         "solve", "--initial-learning-rate", "1e-3", "--final-learning-rate", "4e-3",
         "--total-steps", "200", "--decay-steps", "100", "--to", "optax",
     )  # fmt: skip
     assert code == 0
     assert json.loads(out)["decay_rate"] == 2.0
+    # Growth is allowed, and said on stderr: the arguments may have been swapped.
+    assert err == (
+        "jaxdecay: warning: the final learning rate 0.004 is above the initial one "
+        "0.001: the schedule grows (decay_rate 2.0 > 1)\n"
+    )
+
+
+def test_solve_warns_only_when_the_rate_grows(cli):
+    for final in ("1e-4", "0.1"):
+        code, _, err = cli(
+            "solve", "--initial-learning-rate", "0.1", "--final-learning-rate",
+            final, "--total-steps", "2000", "--decay-steps", "1000",
+        )  # fmt: skip
+        assert (code, err) == (0, "")
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ import copyreg
 import dataclasses
 import json
 import pickle
+import re
 
 import jax
 import jax.numpy as jnp
@@ -322,6 +323,56 @@ TF2_TEXT = (
 def test_deserialize_accepts(data):
     """deserialize reads a dict, JSON text, bytes, and TF 2's shape with name null."""
     assert jaxdecay.deserialize(data) == ExponentialDecay(0.1, 1000, 0.5, name=None)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"initial_learning_rate": 0.1, "decay_steps": 1000, "decay_rate": 0.5},
+        ExponentialDecay(0.1, 1000, 0.5, transition_begin=3).get_config(),
+    ],
+    ids=["three-keys", "get-config"],
+)
+def test_deserialize_reads_a_bare_config(config):
+    """A bare get_config() dict, or its JSON, reads as from_config reads it."""
+    expected = ExponentialDecay.from_config(config)
+    assert jaxdecay.deserialize(config) == expected
+    assert jaxdecay.deserialize(json.dumps(config)) == expected
+    assert ExponentialDecay.from_json(json.dumps(config)) == expected
+
+
+def test_deserialize_checks_a_bare_config_as_from_config_does():
+    """A bare config's errors are from_config's; a container value is refused
+    without being shown whole."""
+    bare = {"initial_learning_rate": 0.1, "decay_steps": 1000}
+    with pytest.raises(
+        ValueError, match=r"^config is missing the keys \['decay_rate'\]"
+    ):
+        jaxdecay.deserialize(bare)
+    with pytest.raises(TypeError, match=r"^decay_rate must be a number"):
+        jaxdecay.deserialize({**bare, "decay_rate": [0.5] * 10**6})
+
+
+def test_load_reads_a_file_that_to_json_wrote(tmp_path):
+    """load reads the file to_json's text was written to, by str or Path."""
+    schedule = ExponentialDecay(0.1, 1000, 0.5, True, transition_begin=10)
+    path = tmp_path / "lr.json"
+    path.write_text(schedule.to_json(indent=2))
+    assert ExponentialDecay.load(path) == schedule
+    assert ExponentialDecay.load(str(path)) == schedule
+
+
+def test_load_names_the_file_in_errors(tmp_path):
+    """Errors name the file; a missing file is the OSError open raises."""
+    path = tmp_path / "bad.json"
+    path.write_text('{"initial_learning_rate": 0.1, "decay_steps": 0, "decay_rate": 1}')
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: decay_steps must"):
+        ExponentialDecay.load(path)
+    path.write_text(" " * (2**20 + 1))
+    with pytest.raises(ValueError, match="longer than 1048576 bytes"):
+        ExponentialDecay.load(path)
+    with pytest.raises(FileNotFoundError):
+        ExponentialDecay.load(tmp_path / "missing.json")
 
 
 def test_deserialize_round_trip_with_extensions():

@@ -36,3 +36,13 @@ def test_py_typed_ships_in_package():
     """The PEP 561 marker `py.typed` is a file inside the package directory."""
     assert importlib.resources.files("jaxdecay").joinpath("py.typed").is_file()
     assert (pathlib.Path(jaxdecay.__file__).parent / "py.typed").is_file()
+
+
+def test_metadata_links_the_docs_and_issues_and_states_maturity():
+    """The package index shows where the docs and the issue tracker are, and how
+    mature the package is."""
+    project = PYPROJECT.read_text()
+    urls = project.split("[project.urls]", 1)[1].split("\n[", 1)[0]
+    for key in ("Documentation", "Source", "Issues"):
+        assert re.search(rf'^{key} = "https://', urls, flags=re.MULTILINE), key
+    assert re.search(r'"Development Status :: \d - \w+', project)

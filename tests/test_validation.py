@@ -1,7 +1,10 @@
 """Every validation rule: the exception type, and a message naming field and value."""
 
+import dataclasses
+import inspect
 import json
 import math
+import pickle
 import re
 import sys
 import time
@@ -346,11 +349,71 @@ def test_deserialize_deeply_nested_json(text):
     assert time.perf_counter() - start < 2.0
 
 
+@pytest.mark.parametrize("text", ["lr.json", "configs/LR.YAML", "runs/7/lr"])
+def test_from_json_of_a_path_says_it_is_one(text):
+    """Text that looks like a file name gets the JSON error and a pointer to load."""
+    for read in (jaxdecay.deserialize, ExponentialDecay.from_json):
+        with pytest.raises(ValueError) as raised:
+            read(text)
+        assert str(raised.value) == (
+            "not valid JSON: Expecting value: line 1 column 1 (char 0); "
+            f"{text.strip()!r} looks like a file path: deserialize and from_json "
+            "read JSON text, ExponentialDecay.load(path) reads a file"
+        )
+
+
+def test_from_json_of_a_path_object_points_to_load(tmp_path):
+    with pytest.raises(TypeError, match=r"got the path .*load\(path\) reads a file"):
+        ExponentialDecay.from_json(tmp_path / "lr.json")
+
+
 @pytest.mark.parametrize("text", [3, None, {"class_name": "ExponentialDecay"}])
 def test_from_json_wrong_type(text):
     """from_json takes str or bytes only."""
     with pytest.raises(TypeError, match="text"):
         ExponentialDecay.from_json(text)
+
+
+# ---------------------------------------------------------------------------
+# optax's argument names.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("optax_name", "field"),
+    [
+        ("init_value", "initial_learning_rate"),
+        ("transition_steps", "decay_steps"),
+        ("end_value", "end_learning_rate"),
+    ],
+)
+def test_dataclass_names_the_field_for_optax_names(optax_name, field):
+    """optax's name raises a TypeError that names jaxdecay's field, as written."""
+    kwargs = {**VALID}
+    kwargs[optax_name] = kwargs.pop(field, 0.01)
+    expected = (
+        f"ExponentialDecay() got an unexpected keyword argument '{optax_name}'; "
+        f"jaxdecay calls it '{field}' (Keras' name for optax's {optax_name})"
+    )
+    with pytest.raises(TypeError) as raised:
+        ExponentialDecay(**kwargs)
+    assert str(raised.value) == expected
+    # Also next to the right name, and after positional arguments.
+    with pytest.raises(TypeError, match=f"jaxdecay calls it '{field}'"):
+        ExponentialDecay(0.1, 1000, 0.5, **{optax_name: 0.01})
+
+
+def test_dataclass_with_optax_names_stays_a_dataclass():
+    """The check wraps the generated __init__: the signature, replace, pickling
+    and Python's own error for other unknown names are unchanged."""
+    parameters = inspect.signature(ExponentialDecay).parameters
+    assert list(parameters) == [f.name for f in dataclasses.fields(ExponentialDecay)]
+    assert parameters["transition_begin"].kind is inspect.Parameter.KEYWORD_ONLY
+    schedule = ExponentialDecay(**VALID)
+    assert dataclasses.replace(schedule, decay_rate=0.25).decay_rate == 0.25
+    assert pickle.loads(pickle.dumps(schedule)) == schedule
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'power'$"):
+        ExponentialDecay(**VALID, power=2)
 
 
 @pytest.mark.parametrize(

@@ -645,6 +645,7 @@ def _reduce(
             frac = frac + (t - k)
     k = lax.round(frac, lax.RoundingMethod.TO_NEAREST_EVEN)
     u = frac - k  # exact, in [-1/2, 1/2]
+    assert whole is not None  # there are always three pieces
     return (whole + k).astype(fmt.int_dtype), u
 
 

@@ -332,7 +332,11 @@ def _compute_dtype() -> np.dtype[Any]:
     Under x64 steps are int64, which float32 arithmetic does not cover exactly, so a
     float32 (or 16-bit) learning rate is computed in float64 and rounded once.
     """
-    return _FLOAT64 if jax.config.jax_enable_x64 else _FLOAT32
+    return _FLOAT64 if _x64() else _FLOAT32
+
+
+def _x64() -> bool:
+    return bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]
 
 
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -430,7 +434,7 @@ class _Schedule:
         """The prepared numbers: made once per x64 mode for known values (a call
         is then one dispatch of the evaluation, also inside a caller's trace), and
         in the caller's trace for traced ones."""
-        x64 = bool(jax.config.jax_enable_x64)
+        x64 = _x64()
         if self._cache is not None and self._cache[0] == x64:
             return self._cache[1]
         numbers = {k: v for k, v in self._arguments.items() if k != "staircase"}
@@ -494,10 +498,11 @@ def _evaluate_program(
 
 def _as_int(value: Any, dtype: np.dtype[Any]) -> jax.Array:
     """An integer array in `dtype`, exactly: bit-cast if of the same width."""
-    value = jnp.asarray(value)
-    if value.dtype.itemsize == dtype.itemsize:
-        return lax.bitcast_convert_type(value, dtype)
-    return value.astype(dtype)
+    array = jnp.asarray(value)
+    if array.dtype.itemsize == dtype.itemsize:
+        cast: jax.Array = lax.bitcast_convert_type(array, dtype)
+        return cast
+    return array.astype(dtype)
 
 
 def _prepare(data: Data, *, staircase: bool) -> Prepared:
@@ -515,7 +520,7 @@ def _prepare(data: Data, *, staircase: bool) -> Prepared:
         prepared: Prepared = jax.vmap(lambda *xs: one(jax.tree.unflatten(tree, xs)))(
             *flat
         )
-        return jax.tree.map(lambda x: x.reshape(*shape, x.shape[-1]), prepared)
+        return Prepared(*(x.reshape(*shape, x.shape[-1]) for x in prepared))
     return _prepare_one(data, staircase=staircase)
 
 
@@ -593,7 +598,9 @@ def _evaluate(
         ]
         steps = jnp.broadcast_to(step, shape).reshape(-1)
         one = functools.partial(_value, staircase=staircase)
-        value = jax.vmap(lambda f, i, s: one(Prepared(f, i), s))(*rows, steps)
+        value = jax.vmap(lambda f, i, s: one(Prepared(f, i), s))(
+            rows[0], rows[1], steps
+        )
         value = value.reshape(shape)
     else:
         value = _value(prepared, step, staircase=staircase)
@@ -615,7 +622,8 @@ def _unsigned(words: Words, unsigned: np.dtype[Any]) -> tuple[jax.Array, jax.Arr
 
 def _as_float(words: Words, dtype: np.dtype[Any]) -> jax.Array:
     hi, lo = (jnp.asarray(word).astype(dtype) for word in words)
-    return hi * dtype.type(2.0**32) + lo
+    value: jax.Array = hi * dtype.type(2.0**32) + lo
+    return value
 
 
 def _value(prepared: Prepared, step: jax.Array, *, staircase: bool) -> jax.Array:

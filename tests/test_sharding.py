@@ -149,7 +149,6 @@ def eight_device_run() -> dict[str, Any]:
     assert jax.device_count() == NUM_DEVICES, jax.devices()
     jax.config.update("jax_numpy_dtype_promotion", "strict")  # as conftest.py
     dtype = np.dtype(jnp.result_type(float))
-    int_dtype = np.dtype(jnp.result_type(int))
     host_params, host_batches = make_data(dtype)
     mesh = Mesh(np.array(jax.devices()).reshape(4, 2), ("data", "model"))
     replicated = NamedSharding(mesh, P())

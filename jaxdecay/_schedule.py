@@ -20,6 +20,7 @@ import numpy as np
 from jax import lax
 
 from jaxdecay import _exact
+from jaxdecay._validation import rejects_optax_names
 
 Schedule = Callable[[jax.typing.ArrayLike], jax.Array]
 """A `step -> learning rate` function; accepted wherever optax takes a schedule."""
@@ -347,6 +348,7 @@ _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 # ---------------------------------------------------------------------------
 
 
+@rejects_optax_names("exponential_decay")
 def exponential_decay(
     initial_learning_rate: jax.typing.ArrayLike,
     decay_steps: int,

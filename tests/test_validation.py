@@ -387,20 +387,22 @@ def test_from_json_wrong_type(text):
         ("end_value", "end_learning_rate"),
     ],
 )
-def test_dataclass_names_the_field_for_optax_names(optax_name, field):
-    """optax's name raises a TypeError that names jaxdecay's field, as written."""
+@pytest.mark.parametrize("make", [ExponentialDecay, exponential_decay])
+def test_optax_names_name_the_field(make, optax_name, field):
+    """optax's name raises a TypeError that names jaxdecay's field, as written, for
+    the dataclass and the builder alike."""
     kwargs = {**VALID}
     kwargs[optax_name] = kwargs.pop(field, 0.01)
     expected = (
-        f"ExponentialDecay() got an unexpected keyword argument '{optax_name}'; "
+        f"{make.__name__}() got an unexpected keyword argument '{optax_name}'; "
         f"jaxdecay calls it '{field}' (Keras' name for optax's {optax_name})"
     )
     with pytest.raises(TypeError) as raised:
-        ExponentialDecay(**kwargs)
+        make(**kwargs)
     assert str(raised.value) == expected
     # Also next to the right name, and after positional arguments.
     with pytest.raises(TypeError, match=f"jaxdecay calls it '{field}'"):
-        ExponentialDecay(0.1, 1000, 0.5, **{optax_name: 0.01})
+        make(0.1, 1000, 0.5, **{optax_name: 0.01})
 
 
 def test_dataclass_with_optax_names_stays_a_dataclass():

@@ -1,12 +1,10 @@
-"""Accuracy (ulp vs a 256-bit mpmath reference) and speed: jaxdecay vs optax vs Keras.
+"""Accuracy (ulp vs a 256-bit mpmath reference): jaxdecay vs optax vs Keras.
 
-Prints one table: max and mean ulp error of `jaxdecay.exponential_decay` (constants
-prepared on the host), of the same schedule with its config passed as a jit argument
-(hyperparameters traced, constants prepared on the device), of optax's
-``exponential_decay`` and of Keras 3's ``ExponentialDecay`` (JAX backend), over
-results in the normal range, then the jitted throughput over 4M int32 steps.
-The float64 rows need x64, so this script runs itself again in a subprocess with
-``JAX_ENABLE_X64=1`` for those rows.
+Prints one table: max and mean ulp error of `jaxdecay.exponential_decay`, of the same
+schedule with its config passed as a jit argument, of optax's ``exponential_decay``
+and of Keras 3's ``ExponentialDecay`` (JAX backend), over results in the normal
+range. The float64 rows need x64, so this script runs itself again in a subprocess
+with ``JAX_ENABLE_X64=1`` for those rows. Speed is `benchmarks/speed.py`'s.
 
 The reference is the tests' own (`tests/_reference.py`).
 
@@ -21,7 +19,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 # The reference the tests check jaxdecay against (tests/_reference.py).
@@ -40,9 +37,8 @@ import jaxdecay
 mpmath.mp.prec = 256
 
 # (scale, rate, decay_steps): typical schedules plus slow and fast decays.  For
-# the float32 rows scale and rate are first rounded to float32, so that optax and
-# Keras (which round them to float32) get the same inputs as the reference:
-# the table then measures how each computes the power, not input rounding.
+# the float32 rows scale and rate are first rounded to float32, as all three
+# libraries take them: the table measures how each computes the power.
 CONFIGS = [
     (0.1, 0.96, 1000),
     (1e-3, 0.9999, 1),
@@ -91,13 +87,11 @@ def _last_finite_step(scale: float, rate: float, decay_steps: int) -> int:
     return int(room / log2_rate * decay_steps)
 
 
-NAMES = ["jaxdecay (constants)", "jaxdecay (traced hyperparameters)", "optax", "keras"]
+NAMES = ["jaxdecay", "jaxdecay (config as a jit argument)", "optax", "keras"]
 
 
 @jax.jit
-def traced(config: jaxdecay.ExponentialDecay, steps: jax.Array) -> jax.Array:
-    """The public schedule with the config as a jit argument: its hyperparameters
-    are traced and the constants are prepared on the device."""
+def as_argument(config: jaxdecay.ExponentialDecay, steps: jax.Array) -> jax.Array:
     return config(steps)
 
 
@@ -126,13 +120,12 @@ def accuracy_row(kind: str, count: int) -> dict[str, list[float]]:
         keras_schedule = keras.optimizers.schedules.ExponentialDecay(
             scale, decay_steps, rate, staircase=staircase
         )
-        # Leaves of the compute dtype: the values the reference uses.
-        config = jaxdecay.ExponentialDecay(
-            dtype(scale), decay_steps, dtype(rate), staircase
-        )
+        config = jaxdecay.ExponentialDecay(scale, decay_steps, rate, staircase)
         results = {
-            "jaxdecay (constants)": ours,
-            "jaxdecay (traced hyperparameters)": traced(config, jnp.asarray(steps)),
+            "jaxdecay": ours,
+            "jaxdecay (config as a jit argument)": as_argument(
+                config, jnp.asarray(steps)
+            ),
             "optax": jax.jit(optax_schedule)(jnp.asarray(steps)),
             "keras": jax.jit(keras_schedule)(jnp.asarray(steps)),
         }
@@ -142,29 +135,6 @@ def accuracy_row(kind: str, count: int) -> dict[str, list[float]]:
         name: [float(np.concatenate(e).max()), float(np.concatenate(e).mean())]
         for name, e in errors.items()
     }
-
-
-def throughput(repetitions: int = 7) -> dict[str, float]:
-    """Steps per second of the jitted schedules over 4M int32 steps."""
-    steps = jnp.asarray(np.random.default_rng(0).integers(0, 2**31, 4 << 20), jnp.int32)
-    static = jax.jit(jaxdecay.exponential_decay(0.1, 1000, 0.96))
-    config = jaxdecay.ExponentialDecay(np.float32(0.1), 1000, np.float32(0.96))
-    optax_schedule = jax.jit(optax.exponential_decay(0.1, 1000, 0.96))
-    functions = {
-        "jaxdecay": lambda: static(steps),
-        "jaxdecay traced": lambda: traced(config, steps),
-        "optax": lambda: optax_schedule(steps),
-    }
-    for function in functions.values():  # compile and warm up
-        function().block_until_ready()
-        function().block_until_ready()
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repetitions):  # interleaved, so drift hits all alike
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function().block_until_ready()
-            times[name].append(time.perf_counter() - start)
-    return {name: steps.size / float(np.median(t)) for name, t in times.items()}
 
 
 def _cell(largest: float, mean: float) -> str:
@@ -219,19 +189,6 @@ def main() -> None:
     for label, row in rows.items():
         cells = "".join(f"{_cell(*row[n]):>{widths[n]}}" for n in NAMES)
         print(f"{label:<32}{cells}")
-    rates = throughput(3 if args.quick else 7)
-    print()
-    print(
-        "jit throughput, 4M int32 steps (median): "
-        f"jaxdecay (constants) {rates['jaxdecay']:.3e} steps/s, "
-        f"jaxdecay (traced hyperparameters) {rates['jaxdecay traced']:.3e} steps/s, "
-        f"optax {rates['optax']:.3e} steps/s"
-    )
-    print(
-        f"ratios: constants/optax {rates['jaxdecay'] / rates['optax']:.2f}, "
-        f"traced/optax {rates['jaxdecay traced'] / rates['optax']:.2f}, "
-        f"traced/constants {rates['jaxdecay traced'] / rates['jaxdecay']:.2f}"
-    )
 
 
 if __name__ == "__main__":

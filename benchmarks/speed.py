@@ -1,11 +1,15 @@
 """Speed: jaxdecay against optax and Keras 3 (JAX backend), measured in one run.
 
 Prints one table with ratios:
-- eager call latency on a Python int step (logging the lr every step);
-- jit throughput over 4M and 64M int32 steps, in steps/s and as a fraction of the
-  machine's memory-bandwidth bound, measured here as a jitted copy that moves the
-  same bytes (4 in and 4 out per step);
-- trace + compile time of a fresh schedule;
+- the eager call of an existing schedule on a Python int step (logging the lr every
+  step), against a jitted identity call, the floor for any call into compiled code;
+- the first eager call of a new schedule, its construction included (a search
+  driver, a notebook or the command line makes a new one per config);
+- jit throughput over 4M (and 64M) int32 steps, in steps/s and as a fraction of the
+  machine's memory-bandwidth bound (a jitted copy that moves the same bytes, 4 in
+  and 4 out per step), for jaxdecay's three jit paths: the config closed over (a
+  constant), the config as a jit argument, and a vmap over 16 stacked configs;
+- trace + compile of an `optax.sgd` train step with each schedule;
 - a sweep of 16 learning rates on a small model: jaxdecay compiles once (the config
   is an argument, or vmapped), optax and Keras compile each closure anew.
 
@@ -52,9 +56,10 @@ def interleaved(
 
 
 def eager_latency(repetitions: int) -> dict[str, float]:
-    """Seconds per eager call at a Python int step (a loop of calls, per call)."""
+    """Seconds per eager call of an existing schedule at a Python int step."""
     schedules = {
         "jaxdecay": jaxdecay.ExponentialDecay(INIT, DECAY_STEPS, RATE),
+        "jaxdecay builder": jaxdecay.exponential_decay(INIT, DECAY_STEPS, RATE),
         "optax": optax.exponential_decay(INIT, DECAY_STEPS, RATE),
         "keras": keras.optimizers.schedules.ExponentialDecay(INIT, DECAY_STEPS, RATE),
         # The floor for any eager call into compiled code: JAX's dispatch.
@@ -77,54 +82,123 @@ def eager_latency(repetitions: int) -> dict[str, float]:
     return {name: seconds / calls for name, seconds in medians.items()}
 
 
+def first_call(repetitions: int) -> dict[str, float]:
+    """Seconds to build a schedule of new numbers and get its first learning rate."""
+    counter = iter(range(1, 10**9))
+    makers = {
+        "jaxdecay": jaxdecay.ExponentialDecay,
+        "jaxdecay builder": jaxdecay.exponential_decay,
+        "optax": optax.exponential_decay,
+        "keras": keras.optimizers.schedules.ExponentialDecay,
+    }
+    calls = 50
+
+    def loop(make: Callable[..., Any]) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(calls):
+                # New numbers each time: no cache can serve them.
+                init = INIT * (1 + next(counter) * 1e-6)
+                jax.block_until_ready(make(init, DECAY_STEPS, RATE)(2500))
+
+        return run
+
+    for make in makers.values():
+        loop(make)()  # compile and warm up
+    medians = interleaved({n: loop(m) for n, m in makers.items()}, repetitions)
+    return {name: seconds / calls for name, seconds in medians.items()}
+
+
+def _stack(configs: list[jaxdecay.ExponentialDecay]) -> jaxdecay.ExponentialDecay:
+    stacked: jaxdecay.ExponentialDecay = jax.tree.map(
+        lambda *leaves: jnp.stack(leaves), *configs
+    )
+    return stacked
+
+
 def throughput(size: int, repetitions: int) -> dict[str, float]:
     """Steps per second of each jitted schedule over `size` int32 steps; "copy" is
     the bandwidth bound: a jitted op that reads 4 bytes and writes 4 per step."""
     steps = jnp.asarray(
         np.random.default_rng(0).integers(0, 2**31 - 1, size, dtype=np.int32)
     )
-    functions = {
-        "jaxdecay": jax.jit(jaxdecay.ExponentialDecay(INIT, DECAY_STEPS, RATE)),
-        "optax": jax.jit(optax.exponential_decay(INIT, DECAY_STEPS, RATE)),
-        "keras": jax.jit(
-            keras.optimizers.schedules.ExponentialDecay(INIT, DECAY_STEPS, RATE)
-        ),
+    config = jaxdecay.ExponentialDecay(INIT, DECAY_STEPS, RATE)
+    # 16 configs, each over its 16th of the steps: the same work as one config.
+    configs = _stack(
+        [
+            jaxdecay.ExponentialDecay(INIT * (i + 1), DECAY_STEPS, RATE)
+            for i in range(16)
+        ]
+    )
+    rows = steps.reshape(16, -1)
+    as_argument = jax.jit(lambda c, s: c(s))
+    swept = jax.jit(jax.vmap(lambda c, s: c(s)))
+    closed_over = jax.jit(config)
+    optax_schedule = jax.jit(optax.exponential_decay(INIT, DECAY_STEPS, RATE))
+    keras_schedule = jax.jit(
+        keras.optimizers.schedules.ExponentialDecay(INIT, DECAY_STEPS, RATE)
+    )
+    copy = jax.jit(lambda x: jax.lax.bitcast_convert_type(x, jnp.float32))
+    functions: dict[str, Callable[[], Any]] = {
+        "jaxdecay": lambda: closed_over(steps),
+        "jaxdecay argument": lambda: as_argument(config, steps),
+        "jaxdecay vmap": lambda: swept(configs, rows),
+        "optax": lambda: optax_schedule(steps),
+        "keras": lambda: keras_schedule(steps),
         # Same bytes as a schedule: int32 in, 4 bytes out; no arithmetic to speak of.
-        "copy": jax.jit(lambda x: jax.lax.bitcast_convert_type(x, jnp.float32)),
+        "copy": lambda: copy(steps),
     }
     for function in functions.values():
-        jax.block_until_ready(function(steps))
+        jax.block_until_ready(function())
 
-    def run(function: Callable[[jax.Array], jax.Array]) -> Callable[[], None]:
-        return lambda: jax.block_until_ready(function(steps))
+    def run(function: Callable[[], Any]) -> Callable[[], None]:
+        return lambda: jax.block_until_ready(function())
 
     medians = interleaved({n: run(f) for n, f in functions.items()}, repetitions)
     return {name: size / seconds for name, seconds in medians.items()}
 
 
-def compile_time(repetitions: int) -> dict[str, float]:
-    """Seconds to trace and compile a fresh schedule for a scalar int32 step."""
+def train_step_compile_time(repetitions: int) -> dict[str, float]:
+    """Seconds to trace and compile an `optax.sgd` train step with a new schedule
+    (closed over), and with jaxdecay's config as an argument of the step."""
     counter = iter(range(1, 10**9))
-    step = jax.ShapeDtypeStruct((), jnp.int32)
+    params = jax.ShapeDtypeStruct((16, 1), jnp.float32)
+    x, y = _data()
+
+    def step_with(schedule: Any) -> Callable[..., Any]:
+        optimizer = optax.sgd(schedule)
+
+        def step(params: jax.Array, state: Any) -> Any:
+            grads = jax.grad(lambda p: jnp.mean((x @ p - y) ** 2))(params)
+            updates, state = optimizer.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        return step
 
     def fresh(make: Callable[[float], Any]) -> Callable[[], None]:
         def run() -> None:
             # A new learning rate each time: no cache can serve it.
-            init = INIT * (1 + next(counter) * 1e-6)
-            jax.jit(make(init)).lower(step).compile()
+            schedule = make(INIT * (1 + next(counter) * 1e-6))
+            state = jax.eval_shape(optax.sgd(schedule).init, params)
+            jax.jit(step_with(schedule)).lower(params, state).compile()
 
         return run
 
+    def as_argument() -> None:
+        config = jaxdecay.ExponentialDecay(INIT * (1 + next(counter) * 1e-6), 50, RATE)
+        state = jax.eval_shape(optax.sgd(config).init, params)
+
+        def step(config: Any, params: jax.Array, state: Any) -> Any:
+            return step_with(config)(params, state)
+
+        jax.jit(step).lower(config, params, state).compile()
+
     return interleaved(
         {
-            "jaxdecay": fresh(
-                lambda v: jaxdecay.ExponentialDecay(v, DECAY_STEPS, RATE)
-            ),
-            "optax": fresh(lambda v: optax.exponential_decay(v, DECAY_STEPS, RATE)),
+            "jaxdecay": fresh(lambda v: jaxdecay.ExponentialDecay(v, 50, RATE)),
+            "jaxdecay argument": as_argument,
+            "optax": fresh(lambda v: optax.exponential_decay(v, 50, RATE)),
             "keras": fresh(
-                lambda v: keras.optimizers.schedules.ExponentialDecay(
-                    v, DECAY_STEPS, RATE
-                )
+                lambda v: keras.optimizers.schedules.ExponentialDecay(v, 50, RATE)
             ),
         },
         repetitions,
@@ -237,38 +311,58 @@ def main() -> None:
     )
     rows: list[tuple[str, str, str, str, str]] = []
     latency = eager_latency(repetitions)
+    floor = latency["jit identity"]
+    for name in ("jaxdecay", "jaxdecay builder"):
+        rows.append(
+            (
+                f"eager call, Python int step (us): {name}",
+                f"{latency[name] * 1e6:.1f}",
+                f"{latency['optax'] * 1e6:.1f}",
+                f"{latency['keras'] * 1e6:.1f}",
+                f"{latency['optax'] / latency[name]:.1f}x / "
+                f"{latency['keras'] / latency[name]:.1f}x",
+            )
+        )
     rows.append(
         (
-            "eager call, Python int step (us)",
-            f"{latency['jaxdecay'] * 1e6:.1f}",
-            f"{latency['optax'] * 1e6:.1f}",
-            f"{latency['keras'] * 1e6:.1f}",
-            f"{latency['optax'] / latency['jaxdecay']:.1f}x / "
-            f"{latency['keras'] / latency['jaxdecay']:.1f}x",
-        )
-    )
-    rows.append(
-        (
-            "  jitted identity, the dispatch floor (us)",
-            f"{latency['jit identity'] * 1e6:.1f}",
+            f"  jitted identity, the dispatch floor (us): {floor * 1e6:.1f}",
+            f"{latency['jaxdecay'] / floor:.2f}x / "
+            f"{latency['jaxdecay builder'] / floor:.2f}x of it",
             "",
             "",
             "",
         )
     )
+    first = first_call(repetitions)
+    for name in ("jaxdecay", "jaxdecay builder"):
+        rows.append(
+            (
+                f"first call of a new schedule (us): {name}",
+                f"{first[name] * 1e6:.1f}",
+                f"{first['optax'] * 1e6:.1f}",
+                f"{first['keras'] * 1e6:.1f}",
+                f"{first['optax'] / first[name]:.2f}x / "
+                f"{first['keras'] / first[name]:.2f}x",
+            )
+        )
     for size in sizes:
         rates = throughput(size, repetitions)
         label = f"{size >> 20}M" if size >= 1 << 20 else f"{size >> 10}K"
-        rows.append(
-            (
-                f"jit, {label} int32 steps (steps/s)",
-                _rate(rates["jaxdecay"]),
-                _rate(rates["optax"]),
-                _rate(rates["keras"]),
-                f"{rates['jaxdecay'] / rates['optax']:.2f}x / "
-                f"{rates['jaxdecay'] / rates['keras']:.2f}x",
+        for name, path in [
+            ("jaxdecay", "config closed over"),
+            ("jaxdecay argument", "config as argument"),
+            ("jaxdecay vmap", "16 configs vmapped"),
+        ]:
+            rows.append(
+                (
+                    f"jit, {label} int32 steps (steps/s): {path}",
+                    _rate(rates[name]),
+                    _rate(rates["optax"]),
+                    _rate(rates["keras"]),
+                    f"{rates[name] / rates['optax']:.2f}x / "
+                    f"{rates[name] / rates['keras']:.2f}x",
+                )
             )
-        )
         rows.append(
             (
                 f"  fraction of copy bound ({_rate(rates['copy'])}/s)",
@@ -278,17 +372,21 @@ def main() -> None:
                 "",
             )
         )
-    compiles = compile_time(repetitions)
-    rows.append(
-        (
-            "trace + compile (ms)",
-            f"{compiles['jaxdecay'] * 1e3:.1f}",
-            f"{compiles['optax'] * 1e3:.1f}",
-            f"{compiles['keras'] * 1e3:.1f}",
-            f"{compiles['optax'] / compiles['jaxdecay']:.2f}x / "
-            f"{compiles['keras'] / compiles['jaxdecay']:.2f}x",
+    compiles = train_step_compile_time(repetitions)
+    for name, path in [
+        ("jaxdecay", "schedule closed over"),
+        ("jaxdecay argument", "config as argument"),
+    ]:
+        rows.append(
+            (
+                f"sgd train step, trace + compile (ms): {path}",
+                f"{compiles[name] * 1e3:.1f}",
+                f"{compiles['optax'] * 1e3:.1f}",
+                f"{compiles['keras'] * 1e3:.1f}",
+                f"{compiles['optax'] / compiles[name]:.2f}x / "
+                f"{compiles['keras'] / compiles[name]:.2f}x",
+            )
         )
-    )
     times, traced = sweep(max(1, repetitions // 3))
     best = min(times["jaxdecay jit"], times["jaxdecay vmap"])
     rows.append(

@@ -117,15 +117,14 @@ class ExponentialDecay:
 
     def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
         """Returns the learning rate at `step`, as `exponential_decay` does."""
-        try:
-            schedule = self.__dict__["_schedule"]
-        except KeyError:
-            schedule = self._build()
-        return schedule(step)  # type: ignore[no-any-return]
+        return self._schedule(step)  # type: ignore[no-any-return]
 
-    def _build(self) -> _schedule.Schedule:
-        # Built once per instance (pytree unflattening makes new ones) and kept out
-        # of the fields: not compared, hashed or pickled.
+    def __getattr__(self, name: str) -> Any:
+        # `_schedule` is built at the first call, once per instance (pytree
+        # unflattening makes new ones), and kept out of the fields: not compared,
+        # hashed or pickled.
+        if name != "_schedule":
+            raise AttributeError(name)
         schedule = _schedule.schedule_for(self._arguments(), self.__dict__["_dtype"])
         object.__setattr__(self, "_schedule", schedule)
         return schedule

@@ -277,19 +277,9 @@ def from_words(words: Words) -> Any:
     return int(value) if value.ndim == 0 else value
 
 
-def _floats(value: Any, dtype: np.dtype[Any]) -> Any:
-    """A float hyperparameter in the compute dtype: rounded once, by NumPy for a
-    known value and by JAX for an array."""
-    if isinstance(value, (float, np.generic)):
-        return dtype.type(value)
-    if isinstance(value, np.ndarray):
-        return value.astype(dtype)
-    return jnp.asarray(value).astype(dtype)
-
-
 class Data(NamedTuple):
-    """The numeric hyperparameters as the program takes them: floats in the
-    compute dtype, integers as `Words`, `end_learning_rate` None when unset."""
+    """The numbers of one config, as the program reads them: floats in the compute
+    dtype (`end_learning_rate` NaN when unset), integers as `Words`."""
 
     initial_learning_rate: Any
     decay_steps: Words
@@ -298,23 +288,42 @@ class Data(NamedTuple):
     end_learning_rate: Any
 
 
-def to_data(
+NUMBERS = Data._fields  # the numeric hyperparameters, in the order of the fields
+
+
+def pack(
     initial_learning_rate: Any,
     decay_steps: Any,
     decay_rate: Any,
     transition_begin: Any,
     end_learning_rate: Any,
-) -> Data:
-    """The numbers of a validated config as `Data`, in the compute dtype as it
-    stands (float32, or float64 under x64)."""
+) -> tuple[Any, Any]:
+    """A validated config's numbers as the program's data: two arrays, the floats
+    (initial, rate, end; NaN for no end) in the compute dtype as it stands and the
+    integers' words as uint32, along the last axis (a batch of configs before it).
+
+    Known scalars are packed by NumPy (a program argument costs a transfer each),
+    arrays and traced values by JAX; both round a float to the compute dtype once.
+    """
     compute = _compute_dtype()
-    return Data(
-        _floats(initial_learning_rate, compute),
-        to_words(decay_steps),
-        _floats(decay_rate, compute),
-        to_words(transition_begin),
-        None if end_learning_rate is None else _floats(end_learning_rate, compute),
+    end = np.nan if end_learning_rate is None else end_learning_rate
+    floats = (initial_learning_rate, decay_rate, end)
+    if all(isinstance(x, (float, int, np.generic)) for x in floats) and all(
+        isinstance(x, int) for x in (decay_steps, transition_begin)
+    ):
+        words = (
+            decay_steps >> 32,
+            decay_steps,
+            transition_begin >> 32,
+            transition_begin,
+        )
+        return np.array(floats, compute), np.array(words, np.uint64).astype(np.uint32)
+    words = (*to_words(decay_steps), *to_words(transition_begin))
+    columns = jnp.broadcast_arrays(
+        *(jnp.asarray(x).astype(compute) for x in floats),
+        *(jnp.asarray(x).astype(jnp.uint32) for x in words),
     )
+    return jnp.stack(columns[:3], -1), jnp.stack(columns[3:], -1)
 
 
 def result_dtype(initial_learning_rate: Any) -> np.dtype[Any] | None:
@@ -416,38 +425,42 @@ def exponential_decay(
 
 
 class _Schedule:
-    """A config's numbers, and the two shared programs that evaluate them."""
+    """A config's numbers, and the shared programs that evaluate them."""
 
-    __slots__ = ("__weakref__", "_arguments", "_cache", "_dtype")
+    __slots__ = ("__weakref__", "_arguments", "_dtype", "_evaluate", "_known")
 
     def __init__(self, arguments: dict[str, Any], dtype: np.dtype[Any] | None):
         self._arguments = arguments
         self._dtype = dtype
-        self._cache: tuple[bool, Prepared] | None = None
+        self._evaluate = _evaluate_program(arguments["staircase"], dtype)
+        # For known numbers: (x64, *prepared), made at the first call per x64 mode.
+        self._known: tuple[bool, jax.Array, jax.Array] | None = None
 
     def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
-        staircase = self._arguments["staircase"]
-        result: jax.Array = _evaluate_program(staircase, self._dtype)(
-            self._prepared(), step
-        )
-        return result
+        known = self._known
+        x64 = jax.config.jax_enable_x64  # type: ignore[attr-defined]
+        if known is not None and known[0] == x64:  # one dispatch, the common case
+            return self._evaluate(known[1], known[2], step)
+        return self._first_call(step)
 
-    def _prepared(self) -> Prepared:
-        """The prepared numbers: made once per x64 mode for known values (a call
-        is then one dispatch of the evaluation, also inside a caller's trace), and
-        in the caller's trace for traced ones."""
-        x64 = _x64()
-        if self._cache is not None and self._cache[0] == x64:
-            return self._cache[1]
-        numbers = {k: v for k, v in self._arguments.items() if k != "staircase"}
-        data = to_data(**numbers)
-        prepare = _prepare_program(self._arguments["staircase"])
-        if any(is_traced(leaf) for leaf in jax.tree.leaves(data)):
-            return prepare(data)
+    def _first_call(self, step: jax.typing.ArrayLike) -> jax.Array:
+        staircase = self._arguments["staircase"]
+        floats, ints = pack(**{k: self._arguments[k] for k in NUMBERS})
+        if is_traced(floats) or is_traced(ints):  # prepared in the caller's trace
+            return self._evaluate(*_prepare_program(staircase)(floats, ints), step)
+        if not is_traced(step):
+            # Both programs in one dispatch; the prepared numbers are kept.
+            first = _first_program(staircase, self._dtype)
+            value, prepared = first(floats, ints, step)
+            if not is_traced(value):
+                self._known = (_x64(), *prepared)
+                return value
+        # Known numbers in a caller's trace: prepared now, outside it (the
+        # caller's program gets them as constants, and compiles only `evaluate`).
         with jax.ensure_compile_time_eval():
-            prepared = prepare(data)
-        self._cache = (x64, prepared)
-        return prepared
+            prepared = _prepare_program(staircase)(floats, ints)
+        self._known = (_x64(), *prepared)
+        return self._evaluate(*prepared, step)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={preview(v)}" for k, v in self._arguments.items())
@@ -487,7 +500,7 @@ _SCALARS = 3  # initial, rate, end: the first floats
 
 
 @functools.cache
-def _prepare_program(staircase: bool) -> Callable[[Data], Prepared]:
+def _prepare_program(staircase: bool) -> Callable[[Any, Any], Prepared]:
     return jax.jit(functools.partial(_prepare, staircase=staircase))
 
 
@@ -496,6 +509,21 @@ def _evaluate_program(
     staircase: bool, dtype: np.dtype[Any] | None
 ) -> Callable[..., jax.Array]:
     return jax.jit(functools.partial(_evaluate, staircase=staircase, dtype=dtype))
+
+
+@functools.cache
+def _first_program(
+    staircase: bool, dtype: np.dtype[Any] | None
+) -> Callable[..., tuple[jax.Array, Prepared]]:
+    """`prepare` then `evaluate`, as a jit argument's path runs them, for the first
+    eager call of a config: one dispatch instead of two."""
+
+    def first(floats: Any, ints: Any, step: Any) -> tuple[jax.Array, Prepared]:
+        prepared = _prepare(floats, ints, staircase=staircase)
+        value = _evaluate(*prepared, step, staircase=staircase, dtype=dtype)
+        return value, prepared
+
+    return jax.jit(first)
 
 
 def _as_int(value: Any, dtype: np.dtype[Any]) -> jax.Array:
@@ -507,48 +535,36 @@ def _as_int(value: Any, dtype: np.dtype[Any]) -> jax.Array:
     return array.astype(dtype)
 
 
-def _prepare(data: Data, *, staircase: bool) -> Prepared:
-    """`Prepared` for a config (its numbers broadcast, as NumPy arrays do)."""
-    compute = _compute_dtype()
-    end = data.end_learning_rate
-    data = data._replace(
-        end_learning_rate=np.asarray(np.nan, compute) if end is None else end
-    )
-    leaves, tree = jax.tree.flatten(data)
-    shape = jnp.broadcast_shapes(*(np.shape(leaf) for leaf in leaves))
-    if shape:
-        flat = [jnp.broadcast_to(leaf, shape).reshape(-1) for leaf in leaves]
+def _prepare(floats: Any, ints: Any, *, staircase: bool) -> Prepared:
+    """`Prepared` from `pack`'s arrays (a batch of configs before the last axis)."""
+    floats, ints = jnp.asarray(floats), jnp.asarray(ints)
+    batch = floats.shape[:-1]
+    if batch:
         one = functools.partial(_prepare_one, staircase=staircase)
-        prepared: Prepared = jax.vmap(lambda *xs: one(jax.tree.unflatten(tree, xs)))(
-            *flat
-        )
-        return Prepared(*(x.reshape(*shape, x.shape[-1]) for x in prepared))
-    return _prepare_one(data, staircase=staircase)
+        rows = jax.vmap(one)(floats.reshape(-1, 3), ints.reshape(-1, 4))
+        return Prepared(*(x.reshape(*batch, x.shape[-1]) for x in rows))
+    return _prepare_one(floats, ints, staircase=staircase)
 
 
-def _prepare_one(data: Data, *, staircase: bool) -> Prepared:
-    compute = _compute_dtype()
-    initial, rate, end = (
-        jnp.asarray(x).astype(compute)
-        for x in (data.initial_learning_rate, data.decay_rate, data.end_learning_rate)
-    )
-    steps = _ONE if staircase else data.decay_steps
+def _prepare_one(floats: jax.Array, ints: jax.Array, *, staircase: bool) -> Prepared:
+    compute = floats.dtype
+    initial, rate = floats[0], floats[1]
+    decay_steps = Words(ints[0].astype(jnp.int32), ints[1])
+    steps = _ONE if staircase else decay_steps
     # The kernel works on bits: its derivatives come from `_exact.power`.
     constants = lax.stop_gradient(_exact.prepare(initial, rate, steps, compute))
     int_dtype = constants.scale_exponent.dtype
-    floats = jnp.concatenate(
-        [
-            jnp.stack([initial, rate, end]),
-            constants.pieces,
-            constants.tail[None],
-            constants.table_hi,
-            constants.table_lo,
-        ]
+    kernel_floats = (constants.pieces, constants.tail[None], constants.table_hi)
+    integers = (
+        *(_as_int(word, int_dtype) for word in ints),
+        constants.scale_exponent,
+        constants.sign,
+        _as_int(constants.n_limit, int_dtype),
     )
-    words = (*data.decay_steps, *data.transition_begin)
-    integers = (*words, constants.scale_exponent, constants.sign, constants.n_limit)
-    ints = jnp.stack([_as_int(x, int_dtype) for x in integers])
-    return Prepared(floats, ints)
+    return Prepared(
+        jnp.concatenate([floats, *kernel_floats, constants.table_lo]),
+        jnp.stack(integers),
+    )
 
 
 def _unpack(prepared: Prepared) -> tuple[Data, _exact.Constants]:
@@ -579,7 +595,12 @@ def _unpack(prepared: Prepared) -> tuple[Data, _exact.Constants]:
 
 
 def _evaluate(
-    prepared: Prepared, step: jax.typing.ArrayLike, *, staircase: bool, dtype: Any
+    floats: jax.Array,
+    ints: jax.Array,
+    step: jax.typing.ArrayLike,
+    *,
+    staircase: bool,
+    dtype: Any,
 ) -> jax.Array:
     """The learning rate at `step`, elementwise: the one place it is computed.
 
@@ -590,7 +611,7 @@ def _evaluate(
     step = jnp.asarray(step)
     # Known numbers are compile-time constants inside a caller's program: opaque,
     # XLA evaluates the same operations as for numbers passed in.
-    prepared = lax.optimization_barrier(prepared)  # type: ignore[no-untyped-call]
+    prepared = Prepared(*lax.optimization_barrier((floats, ints)))  # type: ignore[no-untyped-call]
     batch = prepared.floats.shape[:-1]
     if batch:
         shape = jnp.broadcast_shapes(step.shape, batch)

@@ -1,7 +1,12 @@
 """The exponential decay schedule: argument validation and the pure `step -> lr` math.
 
 Every entry point (the `exponential_decay` builder, `ExponentialDecay.__call__`, the
-command line) goes through `exponential_decay`, so the math lives here only.
+command line) goes through `_Schedule`, so the math lives here only. A config's
+numbers are data: `pack` makes two arrays of them, the shared `prepare` program turns
+them into the exact kernel's constants and the shared `evaluate` program computes the
+learning rate. Every path (eager, jit, a jit argument, vmap, optax) runs those two
+programs on the same data, so a config gives the same bits however it is called, and
+a new config compiles nothing.
 """
 
 from __future__ import annotations
@@ -608,25 +613,28 @@ def _evaluate(
     element is the schedule of its own config (`jax.vmap` over a stack of configs
     hands each config scalars, the scalar case).
     """
-    step = jnp.asarray(step)
-    # Known numbers are compile-time constants inside a caller's program: opaque,
-    # XLA evaluates the same operations as for numbers passed in.
-    prepared = Prepared(*lax.optimization_barrier((floats, ints)))  # type: ignore[no-untyped-call]
+    # Known numbers, or a constant step, are compile-time constants inside a
+    # caller's program: opaque, XLA evaluates the same operations as for values
+    # passed in, and gives the same bits.
+    opaque: tuple[jax.Array, jax.Array, jax.Array] = lax.optimization_barrier(  # type: ignore[no-untyped-call]
+        (floats, ints, jnp.asarray(step))
+    )
+    prepared, steps = Prepared(*opaque[:2]), opaque[2]
     batch = prepared.floats.shape[:-1]
     if batch:
-        shape = jnp.broadcast_shapes(step.shape, batch)
+        shape = jnp.broadcast_shapes(steps.shape, batch)
         rows = [
             jnp.broadcast_to(x, (*shape, x.shape[-1])).reshape(-1, x.shape[-1])
             for x in prepared
         ]
-        steps = jnp.broadcast_to(step, shape).reshape(-1)
+        steps = jnp.broadcast_to(steps, shape).reshape(-1)
         one = functools.partial(_value, staircase=staircase)
         value = jax.vmap(lambda f, i, s: one(Prepared(f, i), s))(
             rows[0], rows[1], steps
         )
         value = value.reshape(shape)
     else:
-        value = _value(prepared, step, staircase=staircase)
+        value = _value(prepared, steps, staircase=staircase)
     return value.astype(dtype or _compute_dtype())
 
 

@@ -182,6 +182,17 @@ def test_every_path_gives_the_same_bits(config, seed):
         assert within_one_ulp(value, rounded(exact(config, int(step)))), step
 
 
+def test_a_constant_step_inside_jit_gives_the_eager_bits():
+    """A step that is a compile-time constant of the caller's program."""
+    config = ExponentialDecay(0.3, 7, 0.999)
+    steps = np.random.default_rng(7).integers(0, 2**31 - 1, 64).astype(np.int32)
+    folded = jax.jit(lambda: config(jnp.asarray(steps)))()
+    assert (bits(folded) == bits(config(steps))).all()
+    for step in steps[:8]:
+        one = jax.jit(lambda s=int(step): config(s))()
+        assert bits(one) == bits(config(int(step)))
+
+
 def test_a_sweep_member_reproduces_its_single_run():
     """The sweep idiom on configs a jit boundary would round (the issue: up to
     225,197 ulp apart when a Python float became float32 at the boundary)."""

@@ -540,44 +540,22 @@ def prepare(scale: Any, rate: Any, steps: tuple[Any, Any], dtype: Any) -> Consta
         rate, steps < 1) make every result NaN: traced values cannot raise.
     """
     fmt = _format_for(dtype)
-    float_dtype, int_dtype = fmt.dtype, fmt.int_dtype
-    scale = jnp.asarray(scale).astype(float_dtype)
-    rate = jnp.asarray(rate).astype(float_dtype)
-    hi = jnp.asarray(steps[0]).astype(jnp.int32)
-    lo = jnp.asarray(steps[1]).astype(jnp.uint32)
-    if scale.ndim or rate.ndim or hi.ndim or lo.ndim:
-        raise ValueError("scale, rate and steps must be scalars (use vmap)")
-    # Opaque to XLA's rewrites of constant arithmetic, which would break the
-    # exact steps when some inputs are compile-time constants.
-    scale, rate, hi, lo = lax.optimization_barrier(  # type: ignore[no-untyped-call]
-        (scale, rate, hi, lo)
-    )
-    sign_bit = np.iinfo(int_dtype).min
-    infinity_bits = int(np.asarray(np.inf, float_dtype).view(int_dtype))
-    rate_bits = lax.bitcast_convert_type(rate, int_dtype)
-    scale_bits = lax.bitcast_convert_type(scale, int_dtype)
+    scale, rate, hi, lo = _opaque_scalars(scale, rate, steps, fmt)
+    sign_bit = np.iinfo(fmt.int_dtype).min
+    rate_bits = lax.bitcast_convert_type(rate, fmt.int_dtype)
+    scale_bits = lax.bitcast_convert_type(scale, fmt.int_dtype)
     magnitude_bits = scale_bits & ~sign_bit
-    # By bits, so that subnormal inputs are not taken for zero.  A rate of 0 or
-    # inf, or an infinite scale, is valid: the result is then 0 or inf.
-    valid = (
-        (rate_bits >= 0)
-        & (rate_bits <= infinity_bits)
-        & (magnitude_bits <= infinity_bits)
-        & ((hi > 0) | ((hi == 0) & (lo > 0)))
-    )
-    scale_is_zero = magnitude_bits == 0
     # +0.0 for valid inputs, from every input: opaque to the compiler.
     zero = lax.bitcast_convert_type(
         (
             rate_bits
             | magnitude_bits
-            | hi.astype(int_dtype)
-            | (lo >> 1).astype(int_dtype)
+            | hi.astype(fmt.int_dtype)
+            | (lo >> 1).astype(fmt.int_dtype)
         )
         & sign_bit,
-        float_dtype,
+        fmt.dtype,
     )
-
     d = _dw_div(
         _log2_rate_64(rate_bits, zero, fmt), _steps_double_word(hi, lo, fmt), zero, fmt
     )
@@ -587,8 +565,54 @@ def prepare(scale: Any, rate: Any, steps: tuple[Any, Any], dtype: Any) -> Consta
     scale_exponent, significand = _unpack(magnitude_bits, fmt)
     table_hi, error = _two_prod(significand, tables.exp_hi, zero, fmt)
     table_lo = _unfused(significand * tables.exp_lo, zero) + error
-    n_limit = _saturation(d[0], scale_exponent, fmt)
+    constants = Constants(
+        pieces=pieces,
+        tail=tail,
+        table_hi=table_hi,
+        table_lo=table_lo,
+        scale_exponent=scale_exponent,
+        sign=scale_bits & sign_bit,
+        n_limit=_saturation(d[0], scale_exponent, fmt),
+    )
+    valid_steps = (hi > 0) | ((hi == 0) & (lo > 0))
+    return _special_cases(constants, rate_bits, magnitude_bits, valid_steps, fmt)
 
+
+def _opaque_scalars(
+    scale: Any, rate: Any, steps: tuple[Any, Any], fmt: _Format
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """The inputs as scalars of their types, opaque to XLA's rewrites of constant
+    arithmetic (which would break the exact steps when some are constants)."""
+    scale = jnp.asarray(scale).astype(fmt.dtype)
+    rate = jnp.asarray(rate).astype(fmt.dtype)
+    hi = jnp.asarray(steps[0]).astype(jnp.int32)
+    lo = jnp.asarray(steps[1]).astype(jnp.uint32)
+    if scale.ndim or rate.ndim or hi.ndim or lo.ndim:
+        raise ValueError("scale, rate and steps must be scalars (use vmap)")
+    opaque: tuple[jax.Array, jax.Array, jax.Array, jax.Array] = (
+        lax.optimization_barrier((scale, rate, hi, lo))  # type: ignore[no-untyped-call]
+    )
+    return opaque
+
+
+def _special_cases(
+    constants: Constants,
+    rate_bits: jax.Array,
+    magnitude_bits: jax.Array,
+    valid_steps: jax.Array,
+    fmt: _Format,
+) -> Constants:
+    """The constants where the rate is 0 or inf, the scale 0 or inf, or the input
+    invalid (NaN everywhere).  By bits, so that subnormals are not taken for 0."""
+    float_dtype, int_dtype, unsigned = fmt.dtype, fmt.int_dtype, fmt.unsigned
+    infinity_bits = int(np.asarray(np.inf, float_dtype).view(int_dtype))
+    valid = (
+        (rate_bits >= 0)
+        & (rate_bits <= infinity_bits)
+        & (magnitude_bits <= infinity_bits)
+        & valid_steps
+    )
+    pieces, tail, table_hi, table_lo, scale_exponent, sign, n_limit = constants
     # A rate of 0 or inf: one huge exact piece, and n clamped to 1, make every
     # n >= 1 underflow or overflow.  An infinite scale: a unit significand at
     # the largest exponent overflows for every n (clamped to 0).
@@ -598,24 +622,25 @@ def prepare(scale: Any, rate: Any, steps: tuple[Any, Any], dtype: Any) -> Consta
     )
     pieces = jnp.where(extreme_rate, jnp.stack([huge, huge * 0, huge * 0]), pieces)
     tail = jnp.where(extreme_rate, float_dtype.type(0), tail)
-    n_limit = jnp.where(extreme_rate, fmt.unsigned.type(1), n_limit)
+    n_limit = jnp.where(extreme_rate, unsigned.type(1), n_limit)
     scale_is_inf = magnitude_bits == infinity_bits
     table_hi = jnp.where(scale_is_inf, float_dtype.type(1), table_hi)
     table_lo = jnp.where(scale_is_inf, float_dtype.type(0), table_lo)
     largest = int_dtype.type(2 * fmt.exponent_bias)
     scale_exponent = jnp.where(scale_is_inf, largest, scale_exponent)
-    n_limit = jnp.where(scale_is_inf, fmt.unsigned.type(0), n_limit)
+    n_limit = jnp.where(scale_is_inf, unsigned.type(0), n_limit)
 
-    nan, zero_float = float_dtype.type(np.nan), float_dtype.type(0)
+    scale_is_zero = magnitude_bits == 0
+    nan, zero = float_dtype.type(np.nan), float_dtype.type(0)
     live = valid & ~scale_is_zero
     return Constants(
-        pieces=jnp.where(valid, pieces, zero_float),
-        tail=jnp.where(valid, tail, zero_float),
-        table_hi=jnp.where(valid, jnp.where(scale_is_zero, zero_float, table_hi), nan),
-        table_lo=jnp.where(valid, jnp.where(scale_is_zero, zero_float, table_lo), nan),
+        pieces=jnp.where(valid, pieces, zero),
+        tail=jnp.where(valid, tail, zero),
+        table_hi=jnp.where(valid, jnp.where(scale_is_zero, zero, table_hi), nan),
+        table_lo=jnp.where(valid, jnp.where(scale_is_zero, zero, table_lo), nan),
         scale_exponent=jnp.where(live, scale_exponent, int_dtype.type(0)),
-        sign=scale_bits & sign_bit,
-        n_limit=jnp.where(live, n_limit, fmt.unsigned.type(0)),
+        sign=sign,
+        n_limit=jnp.where(live, n_limit, unsigned.type(0)),
     )
 
 

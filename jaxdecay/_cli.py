@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxdecay
-from jaxdecay import _config, _interop, _solve
+from jaxdecay import _config, _interop, _solve, _validation
 
 _PROG = "jaxdecay"
 _MAX_CONFIG_BYTES = 1 << 20
@@ -32,7 +32,6 @@ _MAX_STAIRS = 10_000
 _CURVE_POINTS = 4_000
 _FORMATS = ("jaxdecay", "keras", "tf2", "optax", "yaml")
 _FIGURE_SIZE = (6.4, 4.0)  # inches; at --dpi 100, a 640 x 400 PNG
-_INT64_MAX = 2**63 - 1
 _SUFFIXES = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9}
 
 
@@ -219,7 +218,7 @@ def _step(text: str) -> int:
         number = decimal.Decimal("NaN")
     if not number.is_finite() or number != number.to_integral_value():
         raise argparse.ArgumentTypeError(f"not an integer step: {text!r}")
-    if abs(number) > _INT64_MAX:
+    if abs(number) > _validation.INT64_MAX:
         raise argparse.ArgumentTypeError(f"step {text!r} is beyond int64")
     return int(number)
 

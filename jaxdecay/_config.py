@@ -18,9 +18,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxdecay import _schedule, _solve
-from jaxdecay._schedule import preview as _preview
-from jaxdecay._validation import rejects_optax_names
+from jaxdecay import _schedule, _solve, _validation
+from jaxdecay._validation import preview, rejects_optax_names
 
 _CLASS_NAME = "ExponentialDecay"
 # Keras 3 writes "keras.optimizers.schedules" for its built-in schedules; the others
@@ -107,10 +106,10 @@ class ExponentialDecay:
         # The same checks as the builder (traced values pass unchecked); the
         # normalized values are stored, so equal schedules compare and hash equal
         # however their numbers were given.
-        arguments = _schedule.check_arguments(**self._arguments())
+        arguments = _validation.check_arguments(**self._arguments())
         for field, value in arguments.items():
             object.__setattr__(self, field, value)
-        object.__setattr__(self, "name", _schedule.check_name(self.name))
+        object.__setattr__(self, "name", _validation.check_name(self.name))
         object.__setattr__(
             self, "_dtype", _schedule.result_dtype(self.initial_learning_rate)
         )
@@ -143,7 +142,7 @@ class ExponentialDecay:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if isinstance(value, (_schedule.Words, np.ndarray, jax.Array)):
-                if _schedule.is_traced(value) or isinstance(value, _schedule.Words):
+                if _validation.is_traced(value) or isinstance(value, _schedule.Words):
                     raise TypeError(
                         f"a schedule with a traced {field.name} has no value to "
                         "compare or hash"
@@ -196,7 +195,7 @@ class ExponentialDecay:
         """A field as a Python number, exactly; a batch or a traced value is refused
         rather than written as an array's repr."""
         value = getattr(self, field)
-        traced = _schedule.is_traced(value) or isinstance(value, _schedule.Words)
+        traced = _validation.is_traced(value) or isinstance(value, _schedule.Words)
         if traced or np.ndim(value) != 0:
             raise TypeError(
                 f"cannot serialize {field}: it is {_describe_value(value)}, not a "
@@ -218,7 +217,7 @@ class ExponentialDecay:
             config = config.to_dict()  # ml_collections' ConfigDict is no Mapping
         if not isinstance(config, Mapping):
             raise TypeError(
-                f"config must be a dict, got {_preview(config)} of type "
+                f"config must be a dict, got {preview(config)} of type "
                 f"{type(config).__name__}"
             )
         keys = set(config)
@@ -314,12 +313,11 @@ class ExponentialDecay:
         """
         if isinstance(text, os.PathLike):
             raise TypeError(
-                f"text must be str or bytes, got the path {_preview(text)}; "
-                f"{_LOAD_HINT}"
+                f"text must be str or bytes, got the path {preview(text)}; {_LOAD_HINT}"
             )
         if not isinstance(text, (str, bytes, bytearray)):
             raise TypeError(
-                f"text must be str or bytes, got {_preview(text)} of type "
+                f"text must be str or bytes, got {preview(text)} of type "
                 f"{type(text).__name__}"
             )
         return deserialize(text)
@@ -404,7 +402,7 @@ def serialize(schedule: ExponentialDecay) -> dict[str, Any]:
     if not isinstance(schedule, ExponentialDecay):
         raise TypeError(
             "serialize takes a jaxdecay.ExponentialDecay, got "
-            f"{_preview(schedule)} of type {type(schedule).__name__}"
+            f"{preview(schedule)} of type {type(schedule).__name__}"
         )
     config = schedule.get_config()
     data: dict[str, Any] = {
@@ -454,14 +452,14 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
         except ValueError as error:
             if isinstance(data, str) and _looks_like_path(data):
                 raise ValueError(
-                    f"{error}; {_preview(data.strip())} looks like a file path: "
+                    f"{error}; {preview(data.strip())} looks like a file path: "
                     f"deserialize and from_json read JSON text, {_LOAD_HINT}"
                 ) from None
             raise
     if not isinstance(data, Mapping):
         raise TypeError(
             "a serialized schedule must be a dict with 'class_name' and 'config', got "
-            f"{_preview(data)} of type {type(data).__name__}"
+            f"{preview(data)} of type {type(data).__name__}"
         )
     if not {"class_name", "config"} & data.keys() and not data.keys().isdisjoint(
         _KERAS_KEYS + _EXTENSION_KEYS
@@ -484,7 +482,7 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
     class_name = data["class_name"]
     if not isinstance(class_name, str) or class_name != _CLASS_NAME:
         raise ValueError(
-            f"class_name must be {_CLASS_NAME!r}, got {_preview(class_name)}"
+            f"class_name must be {_CLASS_NAME!r}, got {preview(class_name)}"
         )
     module = data.get("module")
     if module is not None and (
@@ -492,7 +490,7 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
     ):
         raise ValueError(
             f"module must be one of {sorted(_KNOWN_MODULES)} or absent, got "
-            f"{_preview(module)}; modules named in data are never imported"
+            f"{preview(module)}; modules named in data are never imported"
         )
     registered_name = data.get("registered_name")
     if registered_name is not None and (
@@ -500,7 +498,7 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
     ):
         raise ValueError(
             f"registered_name must be None or {_CLASS_NAME!r}, got "
-            f"{_preview(registered_name)}"
+            f"{preview(registered_name)}"
         )
     config = data["config"]
     if isinstance(config, Mapping):
@@ -515,7 +513,7 @@ def _check_no_containers(config: Mapping[Any, Any]) -> None:
         if isinstance(value, (Mapping, list, tuple, set, frozenset)):
             raise TypeError(
                 f"{_field(key)} must be a number, a bool, a string or null, got "
-                f"{_preview(value)} of type {type(value).__name__}"
+                f"{preview(value)} of type {type(value).__name__}"
             )
 
 
@@ -538,7 +536,7 @@ def _looks_like_path(text: str) -> bool:
 def _describe_value(value: Any) -> str:
     if isinstance(value, _schedule.Words):
         return "a traced integer"
-    if _schedule.is_traced(value):
+    if _validation.is_traced(value):
         return f"a traced value of dtype {value.dtype} and shape {value.shape}"
     return f"an array of dtype {value.dtype} and shape {np.shape(value)}"
 
@@ -665,7 +663,7 @@ def _parse_json(text: str | bytes | bytearray) -> Any:
             if key in result:
                 # Parsers differ on which one wins: neither is read.
                 raise ValueError(
-                    f"JSON object has the key {_preview(key)} twice; duplicate "
+                    f"JSON object has the key {preview(key)} twice; duplicate "
                     "keys are refused"
                 )
             if isinstance(value, _Refused):
@@ -709,20 +707,20 @@ def _check_format(data: Mapping[Any, Any]) -> None:
     version = data[_FORMAT_KEY]
     if isinstance(version, bool) or not isinstance(version, int):
         raise TypeError(
-            f"{_FORMAT_KEY} must be an integer, got {_preview(version)} of type "
+            f"{_FORMAT_KEY} must be an integer, got {preview(version)} of type "
             f"{type(version).__name__}"
         )
     if version > _FORMAT:
         unknown = _unknown_fields(data)
         raise ValueError(
-            f"{_FORMAT_KEY} is {_preview(version)}, newer than {_FORMAT}, the newest "
+            f"{_FORMAT_KEY} is {preview(version)}, newer than {_FORMAT}, the newest "
             "format this jaxdecay reads: the config is refused rather than read "
             "without what the newer format added; upgrade jaxdecay to load it"
             + (f" (fields unknown here: {_key_list(unknown)})" if unknown else "")
         )
     if version < 1:
         raise ValueError(
-            f"{_FORMAT_KEY} must be a positive integer, got {_preview(version)}"
+            f"{_FORMAT_KEY} must be a positive integer, got {preview(version)}"
         )
 
 
@@ -745,7 +743,7 @@ def _key_list(keys: Iterable[Any]) -> str:
     keys = list(keys)
     strings = heapq.nsmallest(10, (key for key in keys if isinstance(key, str)))
     others = itertools.islice((key for key in keys if not isinstance(key, str)), 10)
-    shown = ([_preview(key) for key in strings] + sorted(map(_preview, others)))[:10]
+    shown = ([preview(key) for key in strings] + sorted(map(preview, others)))[:10]
     return "[" + ", ".join(shown) + (", ..." if len(keys) > 10 else "") + "]"
 
 
@@ -753,4 +751,4 @@ def _field(key: Any) -> str:
     """A key as a field name in a message: bare if it looks like one."""
     if isinstance(key, str) and key.isidentifier() and len(key) <= 80:
         return key
-    return _preview(key)
+    return preview(key)

@@ -12,7 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from jaxdecay import _config, _schedule
+from jaxdecay import _config
+from jaxdecay._validation import preview
 
 _TARGET = "jaxdecay.ExponentialDecay"
 _OPTAX_KEYS = {
@@ -63,7 +64,7 @@ def schedule_from_data(data: Any) -> _config.ExponentialDecay:
     if not isinstance(data, Mapping):
         raise TypeError(
             "a config must be a mapping (a JSON object), got "
-            f"{_schedule.preview(data)} of type {type(data).__name__}"
+            f"{preview(data)} of type {type(data).__name__}"
         )
     if "class_name" in data:
         return _config.deserialize(data)
@@ -73,7 +74,7 @@ def schedule_from_data(data: Any) -> _config.ExponentialDecay:
         target = data["_target_"]
         if target != _TARGET:
             raise ValueError(
-                f"_target_ must be {_TARGET!r}, got {_schedule.preview(target)}; "
+                f"_target_ must be {_TARGET!r}, got {preview(target)}; "
                 "targets named in data are never imported"
             )
         data = {key: value for key, value in data.items() if key != "_target_"}

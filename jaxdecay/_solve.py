@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxdecay import _schedule
+from jaxdecay import _validation
 
 # Decimal digits for the host computation: float64 needs 17, the margin keeps the
 # final rounding to float64 correct in all but astronomically rare cases.
@@ -79,26 +79,26 @@ def decay_rate_for(
         transition_begin=transition_begin,
         end_learning_rate=end_learning_rate,
     )
-    initial = _schedule.check_real(
+    initial = _validation.check_real(
         "initial_learning_rate", initial_learning_rate, positive=True
     )
-    final = _schedule.check_real(
+    final = _validation.check_real(
         "final_learning_rate", final_learning_rate, positive=True
     )
-    total = _schedule.check_integer(
-        "total_steps", total_steps, minimum=0, maximum=_schedule._INT64_MAX
+    total = _validation.check_integer(
+        "total_steps", total_steps, minimum=0, maximum=_validation.INT64_MAX
     )
-    steps_per_decay = _schedule.check_integer(
-        "decay_steps", decay_steps, minimum=1, maximum=_schedule._INT64_MAX
+    steps_per_decay = _validation.check_integer(
+        "decay_steps", decay_steps, minimum=1, maximum=_validation.INT64_MAX
     )
-    stairs = _schedule.check_bool("staircase", staircase)
-    begin = _schedule.check_integer(
-        "transition_begin", transition_begin, minimum=0, maximum=_schedule._INT64_MAX
+    stairs = _validation.check_bool("staircase", staircase)
+    begin = _validation.check_integer(
+        "transition_begin", transition_begin, minimum=0, maximum=_validation.INT64_MAX
     )
     bound = (
         None
         if end_learning_rate is None
-        else _schedule.check_real("end_learning_rate", end_learning_rate)
+        else _validation.check_real("end_learning_rate", end_learning_rate)
     )
     elapsed = total - begin
     if elapsed <= 0:
@@ -153,7 +153,7 @@ def decay_rate_for(
 def _check_scalars(**values: Any) -> None:
     """The solve runs on the host, in decimal: one concrete number per argument."""
     for name, value in values.items():
-        if _schedule.is_traced(value):
+        if _validation.is_traced(value):
             raise TypeError(
                 f"{name} must be a concrete number, got a traced value: the decay "
                 "rate is solved on the host, outside jit"

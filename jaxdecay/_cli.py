@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxdecay
-from jaxdecay import _config, _interop, _solve, _validation
+from jaxdecay import _config, _interop, _json, _solve, _validation
 
 _PROG = "jaxdecay"
 _MAX_CONFIG_BYTES = 1 << 20
@@ -266,7 +266,7 @@ def _read_config(argument: str) -> _Source:
         suffix.lower() not in (".yaml", ".yml") and text.lstrip().startswith("{")
     )
     try:
-        data = _config._parse_json(text) if json_text else _interop.load_yaml(text)
+        data = _json.parse_json(text) if json_text else _interop.load_yaml(text)
         schedule = _interop.schedule_from_data(data)
     except TypeError as error:
         raise TypeError(f"{label}: {error}") from None

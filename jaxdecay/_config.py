@@ -7,19 +7,16 @@ allow-list, and nothing named in the data is ever imported or evaluated.
 from __future__ import annotations
 
 import dataclasses
-import heapq
-import itertools
 import json
 import os
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import numpy as np
 
-from jaxdecay import _schedule, _solve, _validation
-from jaxdecay._validation import preview, rejects_optax_names
+from jaxdecay import _json, _schedule, _solve, _validation
+from jaxdecay._validation import field_name, key_list, preview, rejects_optax_names
 
 _CLASS_NAME = "ExponentialDecay"
 # Keras 3 writes "keras.optimizers.schedules" for its built-in schedules; the others
@@ -50,11 +47,6 @@ _FORMAT = 1
 _WRAPPER_KEYS = frozenset(
     {"module", "class_name", "config", "registered_name", _FORMAT_KEY}
 )
-# Limits on JSON text, checked before it is parsed: configs are a few hundred bytes
-# and nested two levels deep.
-_MAX_JSON_LENGTH = 2**20  # characters of str, or bytes
-_MAX_JSON_DEPTH = 8
-_MAX_JSON_INT_DIGITS = 100  # int64 has 19
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -298,10 +290,10 @@ class ExponentialDecay:
             a name of about a million characters makes it so).
         """
         text = json.dumps(serialize(self), indent=indent, allow_nan=False)
-        if len(text) > _MAX_JSON_LENGTH:
+        if len(text) > _json.MAX_LENGTH:
             raise ValueError(
                 f"the JSON text of this schedule is {len(text)} characters long, "
-                f"longer than from_json reads ({_MAX_JSON_LENGTH}); shorten its name"
+                f"longer than from_json reads ({_json.MAX_LENGTH}); shorten its name"
             )
         return text
 
@@ -339,11 +331,11 @@ class ExponentialDecay:
           0.5
         """
         with open(path, "rb") as file:
-            text = file.read(_MAX_JSON_LENGTH + 1)
+            text = file.read(_json.MAX_LENGTH + 1)
         where = os.fspath(path)
-        if len(text) > _MAX_JSON_LENGTH:
+        if len(text) > _json.MAX_LENGTH:
             raise ValueError(
-                f"{where}: the file is longer than {_MAX_JSON_LENGTH} bytes (1 MiB), "
+                f"{where}: the file is longer than {_json.MAX_LENGTH} bytes (1 MiB), "
                 "the most a config may be"
             )
         try:
@@ -448,7 +440,7 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
     """
     if isinstance(data, (str, bytes, bytearray)):
         try:
-            data = _parse_json(data)
+            data = _json.parse_json(data)
         except ValueError as error:
             if isinstance(data, str) and _looks_like_path(data):
                 raise ValueError(
@@ -473,7 +465,7 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
     unknown = keys - _WRAPPER_KEYS
     if unknown:
         raise ValueError(
-            f"serialized schedule has unknown keys {_key_list(unknown)}; "
+            f"serialized schedule has unknown keys {key_list(unknown)}; "
             f"known keys are {sorted(_WRAPPER_KEYS)}"
         )
     missing = {"class_name", "config"} - keys
@@ -512,7 +504,7 @@ def _check_no_containers(config: Mapping[Any, Any]) -> None:
     for key, value in config.items():
         if isinstance(value, (Mapping, list, tuple, set, frozenset)):
             raise TypeError(
-                f"{_field(key)} must be a number, a bool, a string or null, got "
+                f"{field_name(key)} must be a number, a bool, a string or null, got "
                 f"{preview(value)} of type {type(value).__name__}"
             )
 
@@ -587,119 +579,6 @@ jax.tree_util.register_pytree_with_keys(
 )
 
 
-class _Refused:
-    """What json.loads returns for a number that is refused, so that the error can
-    name the key it is under (the object's hook sees the key, the number's does not).
-    """
-
-    __slots__ = ("keyed", "unkeyed")
-
-    def __init__(self, keyed: str, unkeyed: str) -> None:
-        self.keyed = keyed  # follows the key: "decay_rate must be ..., got NaN"
-        self.unkeyed = unkeyed  # the whole message, for a number in an array
-
-    def __repr__(self) -> str:
-        return "<refused number>"
-
-
-# Outside strings a backslash is invalid JSON (the parser stops there); inside, it
-# escapes one character. With the escapes gone, a string is quote to quote.
-_JSON_ESCAPE = re.compile(r"\\.", re.DOTALL)
-_JSON_STRING = re.compile(r'"[^"]*"?')
-_JSON_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_JSON_STEP = str.maketrans({"[": "\x01", "{": "\x01", "]": "\xff", "}": "\xff"})
-# A longer run of digits anywhere in the text is needed for a refused integer.
-_JSON_LONG_DIGITS = re.compile(f"[0-9]{{{_MAX_JSON_INT_DIGITS + 1}}}")
-
-
-def _parse_json(text: str | bytes | bytearray) -> Any:
-    """json.loads within the limits: length and depth are checked before parsing,
-    and NaN, Infinity, huge integers and duplicate keys are refused."""
-    if len(text) > _MAX_JSON_LENGTH:
-        unit = "characters" if isinstance(text, str) else "bytes"
-        raise ValueError(
-            f"JSON text is {len(text)} {unit} long; the limit is "
-            f"{_MAX_JSON_LENGTH} (1 MiB)"
-        )
-    if not isinstance(text, str):
-        encoding = json.detect_encoding(text)
-        try:
-            text = text.decode(encoding, "surrogatepass")
-        except UnicodeDecodeError as error:
-            raise ValueError(f"JSON text is not valid {encoding}: {error}") from None
-    depth = _nesting_depth(text)
-    if depth > _MAX_JSON_DEPTH:
-        raise ValueError(
-            f"JSON text is nested {depth} levels deep; the limit is {_MAX_JSON_DEPTH}"
-        )
-    refused: list[_Refused] = []
-
-    def constant(literal: str) -> _Refused:
-        refused.append(
-            _Refused(
-                f"must be a finite number, got {literal}",
-                f"JSON text has the non-finite number {literal}",
-            )
-        )
-        return refused[-1]
-
-    def integer(literal: str) -> int | _Refused:
-        digits = len(literal.lstrip("-"))
-        if digits <= _MAX_JSON_INT_DIGITS:
-            return int(literal)
-        refused.append(
-            _Refused(
-                f"must have at most {_MAX_JSON_INT_DIGITS} digits, got an integer "
-                f"of {digits} digits",
-                f"JSON text has an integer of {digits} digits; the limit is "
-                f"{_MAX_JSON_INT_DIGITS}",
-            )
-        )
-        return refused[-1]
-
-    def to_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                # Parsers differ on which one wins: neither is read.
-                raise ValueError(
-                    f"JSON object has the key {preview(key)} twice; duplicate "
-                    "keys are refused"
-                )
-            if isinstance(value, _Refused):
-                raise ValueError(f"{_field(key)} {value.keyed}")
-            result[key] = value
-        return result
-
-    try:
-        data = json.loads(
-            text,
-            parse_constant=constant,
-            # int is faster, and as safe when no integer is that long.
-            parse_int=integer if _JSON_LONG_DIGITS.search(text) else None,
-            object_pairs_hook=to_dict,
-        )
-    except RecursionError:  # not reached below the depth limit; kept as a guard
-        raise ValueError("JSON text is nested too deeply") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"not valid JSON: {error}") from None
-    if refused:  # in an array, or the whole text
-        raise ValueError(refused[0].unkeyed)
-    return data
-
-
-def _nesting_depth(text: str) -> int:
-    """How deep arrays and objects nest in `text`, at least as deep as json.loads
-    would recurse on it (before any error), found without recursion or parsing."""
-    opening = text.count("[") + text.count("{")
-    if opening <= _MAX_JSON_DEPTH:
-        return opening
-    outside_strings = _JSON_STRING.sub("", _JSON_ESCAPE.sub("", text))
-    brackets = _JSON_NOT_BRACKET.sub("", outside_strings).translate(_JSON_STEP)
-    steps = np.frombuffer(brackets.encode("latin-1"), np.int8)  # +1 or -1 each
-    return int(np.maximum.reduce(np.cumsum(steps, dtype=np.int32), initial=0))
-
-
 def _check_format(data: Mapping[Any, Any]) -> None:
     """Refuses a config whose `jaxdecay_format` this version cannot read."""
     if _FORMAT_KEY not in data:
@@ -716,7 +595,7 @@ def _check_format(data: Mapping[Any, Any]) -> None:
             f"{_FORMAT_KEY} is {preview(version)}, newer than {_FORMAT}, the newest "
             "format this jaxdecay reads: the config is refused rather than read "
             "without what the newer format added; upgrade jaxdecay to load it"
-            + (f" (fields unknown here: {_key_list(unknown)})" if unknown else "")
+            + (f" (fields unknown here: {key_list(unknown)})" if unknown else "")
         )
     if version < 1:
         raise ValueError(
@@ -736,19 +615,3 @@ def _unknown_fields(data: Mapping[Any, Any]) -> list[Any]:
             if key not in known
         ]
     return unknown
-
-
-def _key_list(keys: Iterable[Any]) -> str:
-    """Keys for a message, as a sorted list of reprs; at most 10, each bounded."""
-    keys = list(keys)
-    strings = heapq.nsmallest(10, (key for key in keys if isinstance(key, str)))
-    others = itertools.islice((key for key in keys if not isinstance(key, str)), 10)
-    shown = ([preview(key) for key in strings] + sorted(map(preview, others)))[:10]
-    return "[" + ", ".join(shown) + (", ..." if len(keys) > 10 else "") + "]"
-
-
-def _field(key: Any) -> str:
-    """A key as a field name in a message: bare if it looks like one."""
-    if isinstance(key, str) and key.isidentifier() and len(key) <= 80:
-        return key
-    return preview(key)

@@ -13,11 +13,12 @@ keyword argument"; `reject_optax_names` names the field to use instead.
 from __future__ import annotations
 
 import functools
+import heapq
 import itertools
 import math
 import numbers
 import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 import jax
@@ -71,6 +72,22 @@ def preview(value: Any) -> str:
     time and length however large or deeply nested `value` is."""
     text = _BOUNDED_REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def key_list(keys: Iterable[Any]) -> str:
+    """Keys for a message, as a sorted list of reprs; at most 10, each bounded."""
+    keys = list(keys)
+    strings = heapq.nsmallest(10, (key for key in keys if isinstance(key, str)))
+    others = itertools.islice((key for key in keys if not isinstance(key, str)), 10)
+    shown = ([preview(key) for key in strings] + sorted(map(preview, others)))[:10]
+    return "[" + ", ".join(shown) + (", ..." if len(keys) > 10 else "") + "]"
+
+
+def field_name(key: Any) -> str:
+    """A key as a field name in a message: bare if it looks like one."""
+    if isinstance(key, str) and key.isidentifier() and len(key) <= 80:
+        return key
+    return preview(key)
 
 
 def is_traced(value: Any) -> bool:

@@ -593,7 +593,7 @@ def format_config(
         extensions = {
             key: value
             for key, value in schedule.get_config().items()
-            if key in _config._EXTENSION_KEYS
+            if key in _config.EXTENSION_KEYS
         }
         if extensions:
             settings = ", ".join(

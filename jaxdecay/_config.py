@@ -7,16 +7,25 @@ allow-list, and nothing named in the data is ever imported or evaluated.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import operator
 import os
+import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
 from jaxdecay import _json, _schedule, _solve, _validation
-from jaxdecay._validation import field_name, key_list, preview, rejects_optax_names
+from jaxdecay._validation import (
+    check_keys,
+    field_name,
+    key_list,
+    preview,
+    rejects_optax_names,
+)
 
 _CLASS_NAME = "ExponentialDecay"
 # Keras 3 writes "keras.optimizers.schedules" for its built-in schedules; the others
@@ -28,15 +37,6 @@ _KNOWN_MODULES = frozenset(
         "jaxdecay",
     }
 )
-_KERAS_KEYS = (
-    "initial_learning_rate",
-    "decay_steps",
-    "decay_rate",
-    "staircase",
-    "name",
-)
-_EXTENSION_KEYS = ("transition_begin", "end_learning_rate")
-_REQUIRED_KEYS = frozenset({"initial_learning_rate", "decay_steps", "decay_rate"})
 # The format of a serialized config. Format 1 is Keras' format plus the extension
 # keys. It is written, as a top-level key (which Keras ignores), only into configs
 # that use the extension keys: a config with Keras' keys only stays exactly what Keras
@@ -47,6 +47,43 @@ _FORMAT = 1
 _WRAPPER_KEYS = frozenset(
     {"module", "class_name", "config", "registered_name", _FORMAT_KEY}
 )
+
+
+class Optax(NamedTuple):
+    """A field as an argument of an optax schedule: its name there, and its place
+    in that schedule's signature (optax orders its arguments otherwise than Keras)."""
+
+    name: str
+    position: int
+    schedule: str = "exponential_decay"
+
+
+@dataclasses.dataclass(frozen=True)
+class Role:
+    """What a field of `ExponentialDecay` is, said once on the field (as flax's
+    `struct.field(pytree_node=False)`). The pytree leaves, the config keys, optax's
+    arguments and the OmegaConf schema are all read from the roles.
+
+    A leaf is a number the schedule's program reads (an integer as two words), and
+    static otherwise; a Keras key is always written by `get_config`, an extension
+    only when it differs from its default.
+    """
+
+    leaf: bool
+    keras: bool
+    optax: Optax | None
+
+
+_ROLE = "jaxdecay"  # the key of a field's role in its dataclass metadata
+
+
+def field(
+    *, leaf: bool, keras: bool, optax: Optax | None, default: Any = dataclasses.MISSING
+) -> Any:
+    """A dataclass field of `ExponentialDecay` with its `Role`."""
+    return dataclasses.field(
+        default=default, metadata={_ROLE: Role(leaf, keras, optax)}
+    )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -85,14 +122,24 @@ class ExponentialDecay:
 'staircase': False, 'name': 'ExponentialDecay'}
     """
 
-    initial_learning_rate: float | np.generic
-    decay_steps: int
-    decay_rate: float | np.generic
-    staircase: bool = False
-    name: str | None = _CLASS_NAME
+    initial_learning_rate: float | np.generic = field(
+        leaf=True, keras=True, optax=Optax("init_value", 0)
+    )
+    decay_steps: int = field(leaf=True, keras=True, optax=Optax("transition_steps", 1))
+    decay_rate: float | np.generic = field(
+        leaf=True, keras=True, optax=Optax("decay_rate", 2)
+    )
+    staircase: bool = field(
+        leaf=False, keras=True, optax=Optax("staircase", 4), default=False
+    )
+    name: str | None = field(leaf=False, keras=True, optax=None, default=_CLASS_NAME)
     _: dataclasses.KW_ONLY
-    transition_begin: int = 0
-    end_learning_rate: float | np.generic | None = None
+    transition_begin: int = field(
+        leaf=True, keras=False, optax=Optax("transition_begin", 3), default=0
+    )
+    end_learning_rate: float | np.generic | None = field(
+        leaf=True, keras=False, optax=Optax("end_value", 5), default=None
+    )
 
     def __post_init__(self) -> None:
         # The same checks as the builder (traced values pass unchecked); the
@@ -169,18 +216,13 @@ class ExponentialDecay:
         only when they differ from their defaults, so that a config Keras can load
         stays loadable by Keras.
         """
-        config: dict[str, Any] = {
-            "initial_learning_rate": self._number("initial_learning_rate", float),
-            "decay_steps": self._number("decay_steps", int),
-            "decay_rate": self._number("decay_rate", float),
-            "staircase": self.staircase,
-            "name": self.name,
-        }
-        transition_begin = self._number("transition_begin", int)
-        if transition_begin != 0:
-            config["transition_begin"] = transition_begin
-        if self.end_learning_rate is not None:
-            config["end_learning_rate"] = self._number("end_learning_rate", float)
+        config: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if role(item).leaf and value is not None:
+                value = self._number(item.name, number_type(item))
+            if role(item).keras or value != item.default:
+                config[item.name] = value
         return config
 
     def _number(self, field: str, kind: type[int] | type[float]) -> Any:
@@ -217,15 +259,7 @@ class ExponentialDecay:
             raise TypeError(
                 f"config keys must be strings, got {sorted(map(repr, keys))}"
             )
-        unknown = keys - set(_KERAS_KEYS) - set(_EXTENSION_KEYS)
-        if unknown:
-            raise ValueError(
-                f"config has unknown keys {sorted(unknown)}; "
-                f"known keys are {list(_KERAS_KEYS + _EXTENSION_KEYS)}"
-            )
-        missing = _REQUIRED_KEYS - keys
-        if missing:
-            raise ValueError(f"config is missing the keys {sorted(missing)}")
+        check_keys("config", keys, known=KNOWN_KEYS, required=REQUIRED_KEYS)
         return cls(**config)
 
     @classmethod
@@ -356,14 +390,7 @@ class ExponentialDecay:
           {'init_value': 0.1, 'transition_steps': 1000, 'decay_rate': 0.5, \
 'transition_begin': 0, 'staircase': False, 'end_value': None}
         """
-        return {
-            "init_value": self.initial_learning_rate,
-            "transition_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "transition_begin": self.transition_begin,
-            "staircase": self.staircase,
-            "end_value": self.end_learning_rate,
-        }
+        return {optax_name: getattr(self, name) for optax_name, name in OPTAX_ARGUMENTS}
 
 
 # optax's names (`transition_steps=`) get an error naming the field to use. The
@@ -372,6 +399,60 @@ class ExponentialDecay:
 ExponentialDecay.__init__ = rejects_optax_names(  # type: ignore[method-assign]
     "ExponentialDecay"
 )(ExponentialDecay.__init__)
+
+
+def role(item: dataclasses.Field[Any]) -> Role:
+    """The role declared on a field of `ExponentialDecay`."""
+    declared: Role = item.metadata[_ROLE]
+    return declared
+
+
+def plain_type(item: dataclasses.Field[Any]) -> Any:
+    """A field's type as plain Python types (NumPy scalars dropped), as OmegaConf and
+    JSON know them: `float`, `float | None`, `int`, `bool`, `str | None`."""
+    hint = typing.get_type_hints(ExponentialDecay)[item.name]
+    kept = [t for t in typing.get_args(hint) or (hint,) if t is not np.generic]
+    return functools.reduce(operator.or_, kept)
+
+
+def number_type(item: dataclasses.Field[Any]) -> type[int] | type[float]:
+    """`int` or `float`: the number a leaf field holds."""
+    kind: type[int] | type[float] = next(
+        t
+        for t in typing.get_args(plain_type(item)) or (plain_type(item),)
+        if t in (int, float)
+    )
+    return kind
+
+
+FIELDS = dataclasses.fields(ExponentialDecay)
+LEAVES = tuple(item.name for item in FIELDS if role(item).leaf)
+STATIC = tuple(item.name for item in FIELDS if not role(item).leaf)
+_INTEGER_LEAVES = frozenset(
+    item.name for item in FIELDS if role(item).leaf and number_type(item) is int
+)
+KERAS_KEYS = tuple(item.name for item in FIELDS if role(item).keras)
+EXTENSION_KEYS = tuple(item.name for item in FIELDS if not role(item).keras)
+KNOWN_KEYS = KERAS_KEYS + EXTENSION_KEYS
+REQUIRED_KEYS = frozenset(
+    item.name
+    for item in FIELDS
+    if item.default is dataclasses.MISSING
+    and item.default_factory is dataclasses.MISSING
+)
+
+
+def optax_arguments(schedule: str) -> tuple[tuple[str, str], ...]:
+    """(optax's name, the field's name) of optax's `schedule`, in optax's order."""
+    arguments = []
+    for item in FIELDS:
+        optax = role(item).optax
+        if optax is not None and optax.schedule == schedule:
+            arguments.append((optax.position, optax.name, item.name))
+    return tuple((optax_name, name) for _, optax_name, name in sorted(arguments))
+
+
+OPTAX_ARGUMENTS = optax_arguments("exponential_decay")
 
 
 def serialize(schedule: ExponentialDecay) -> dict[str, Any]:
@@ -403,7 +484,7 @@ def serialize(schedule: ExponentialDecay) -> dict[str, Any]:
         "config": config,
         "registered_name": None,
     }
-    if not config.keys() <= set(_KERAS_KEYS):
+    if not config.keys() <= set(KERAS_KEYS):
         # The oldest format that reads the config: a config with Keras' keys only
         # stays exactly what Keras writes, readable by every Keras, TF and jaxdecay.
         data[_FORMAT_KEY] = _FORMAT
@@ -454,23 +535,20 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
             f"{preview(data)} of type {type(data).__name__}"
         )
     if not {"class_name", "config"} & data.keys() and not data.keys().isdisjoint(
-        _KERAS_KEYS + _EXTENSION_KEYS
+        KNOWN_KEYS
     ):
         # A bare get_config() dict, which the command line reads too.
         _check_no_containers(data)
         return ExponentialDecay.from_config(data)
     # First: a newer format is refused as such, whatever else it holds.
     _check_format(data)
-    keys = set(data)
-    unknown = keys - _WRAPPER_KEYS
-    if unknown:
-        raise ValueError(
-            f"serialized schedule has unknown keys {key_list(unknown)}; "
-            f"known keys are {sorted(_WRAPPER_KEYS)}"
-        )
-    missing = {"class_name", "config"} - keys
-    if missing:
-        raise ValueError(f"serialized schedule is missing the keys {sorted(missing)}")
+    check_keys(
+        "serialized schedule",
+        data.keys(),
+        known=sorted(_WRAPPER_KEYS),
+        required={"class_name", "config"},
+        bounded=True,
+    )
     class_name = data["class_name"]
     if not isinstance(class_name, str) or class_name != _CLASS_NAME:
         raise ValueError(
@@ -537,33 +615,33 @@ def _flatten_with_keys(
     schedule: ExponentialDecay,
 ) -> tuple[tuple[tuple[Any, Any], ...], tuple[Any, ...]]:
     # The integers as two words each, so that they are data without x64 too; the
-    # floats as given: every path rounds them to the compute dtype alike.
-    data = _schedule.Data(
-        initial_learning_rate=schedule.initial_learning_rate,
-        decay_steps=_schedule.to_words(schedule.decay_steps),
-        decay_rate=schedule.decay_rate,
-        transition_begin=_schedule.to_words(schedule.transition_begin),
-        end_learning_rate=schedule.end_learning_rate,
-    )
+    # floats as given: every path rounds them to the compute dtype alike. None (no
+    # end_learning_rate) is no leaf.
     children = tuple(
-        (jax.tree_util.GetAttrKey(name), value)
-        for name, value in zip(data._fields, data, strict=True)
+        (
+            jax.tree_util.GetAttrKey(name),
+            _schedule.to_words(getattr(schedule, name))
+            if name in _INTEGER_LEAVES
+            else getattr(schedule, name),
+        )
+        for name in LEAVES
     )
-    return children, (schedule.staircase, schedule.name, schedule.__dict__["_dtype"])
+    static = tuple(getattr(schedule, name) for name in STATIC)
+    return children, (*static, schedule.__dict__["_dtype"])
 
 
 def _unflatten(aux: tuple[Any, ...], children: Any) -> ExponentialDecay:
     # Not through __init__: JAX rebuilds pytrees with tracers, batches and
     # placeholders, which are not configs to validate. Known integer words become
-    # the integers they stand for again.
+    # the integers they stand for again. Field order, as the flattening's.
     schedule = object.__new__(ExponentialDecay)
-    for field, value in zip(_schedule.Data._fields, children, strict=True):
+    *static, dtype = aux
+    for name, value in zip(LEAVES, children, strict=True):
         if isinstance(value, _schedule.Words):
             value = _schedule.from_words(value)
-        object.__setattr__(schedule, field, value)
-    staircase, name, dtype = aux
-    object.__setattr__(schedule, "staircase", staircase)
-    object.__setattr__(schedule, "name", name)
+        object.__setattr__(schedule, name, value)
+    for name, value in zip(STATIC, static, strict=True):
+        object.__setattr__(schedule, name, value)
     object.__setattr__(schedule, "_dtype", dtype)
     return schedule
 
@@ -608,7 +686,7 @@ def _unknown_fields(data: Mapping[Any, Any]) -> list[Any]:
     unknown = [key for key in data if key not in _WRAPPER_KEYS]
     config = data.get("config")
     if isinstance(config, Mapping):
-        known = set(_KERAS_KEYS + _EXTENSION_KEYS)
+        known = set(KNOWN_KEYS)
         unknown += [
             f"config.{key}" if isinstance(key, str) else key
             for key in config

@@ -13,21 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from jaxdecay import _config
-from jaxdecay._validation import preview
+from jaxdecay._validation import check_keys, preview
 
 _TARGET = "jaxdecay.ExponentialDecay"
-_OPTAX_KEYS = {
-    "init_value": "initial_learning_rate",
-    "transition_steps": "decay_steps",
-    "decay_rate": "decay_rate",
-    "transition_begin": "transition_begin",
-    "staircase": "staircase",
-    "end_value": "end_learning_rate",
-}
+# optax's name -> the field's, for `optax.exponential_decay`'s arguments.
+_OPTAX_KEYS = dict(_config.OPTAX_ARGUMENTS)
 
 
-@dataclasses.dataclass
-class ExponentialDecayConfig:
+def _schema() -> type:
     """A Hydra / OmegaConf structured config (a typed schema) for `ExponentialDecay`.
 
     `ExponentialDecay` itself accepts NumPy scalars, which OmegaConf's type system
@@ -39,15 +32,18 @@ class ExponentialDecayConfig:
       >>> ExponentialDecayConfig(0.1, decay_steps=1000, decay_rate=0.5)._target_
       'jaxdecay.ExponentialDecay'
     """
+    fields = [
+        (item.name, _config.plain_type(item), dataclasses.field(default=item.default))
+        for item in _config.FIELDS
+    ]
+    return dataclasses.make_dataclass(
+        "ExponentialDecayConfig",
+        [*fields, ("_target_", str, dataclasses.field(default=_TARGET))],
+        namespace={"__module__": __name__, "__doc__": _schema.__doc__},
+    )
 
-    initial_learning_rate: float
-    decay_steps: int
-    decay_rate: float
-    staircase: bool = False
-    name: str | None = "ExponentialDecay"
-    transition_begin: int = 0
-    end_learning_rate: float | None = None
-    _target_: str = _TARGET
+
+ExponentialDecayConfig = _schema()
 
 
 def schedule_from_data(data: Any) -> _config.ExponentialDecay:
@@ -87,15 +83,16 @@ def from_optax_kwargs(kwargs: Mapping[str, Any]) -> _config.ExponentialDecay:
     The inverse of `ExponentialDecay.optax_kwargs()`. Unlike optax, values that optax
     would accept silently (a zero `transition_steps`, say) are refused.
     """
-    unknown = set(kwargs) - set(_OPTAX_KEYS)
-    if unknown:
-        raise ValueError(
-            f"optax arguments have unknown keys {sorted(map(str, unknown))}; "
-            f"known keys are {list(_OPTAX_KEYS)}"
-        )
-    missing = {"init_value", "transition_steps", "decay_rate"} - set(kwargs)
-    if missing:
-        raise ValueError(f"optax arguments are missing the keys {sorted(missing)}")
+    required = {
+        optax for optax, name in _OPTAX_KEYS.items() if name in _config.REQUIRED_KEYS
+    }
+    check_keys(
+        "optax arguments",
+        kwargs,
+        known=list(_OPTAX_KEYS),
+        required=required,
+        plural=True,
+    )
     return _config.ExponentialDecay(
         **{_OPTAX_KEYS[key]: value for key, value in kwargs.items()}
     )

@@ -18,7 +18,7 @@ import itertools
 import math
 import numbers
 import reprlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import jax
@@ -233,12 +233,49 @@ def check_arguments(
     }
 
 
-# optax's name -> jaxdecay's (Keras') name, for the arguments named differently.
-OPTAX_NAMES = {
-    "init_value": "initial_learning_rate",
-    "transition_steps": "decay_steps",
-    "end_value": "end_learning_rate",
-}
+def check_keys(
+    subject: str,
+    keys: Iterable[Any],
+    *,
+    known: Sequence[str],
+    required: Iterable[str],
+    plural: bool = False,
+    bounded: bool = False,
+) -> None:
+    """Refuses unknown keys, then missing ones, naming `subject` ("config").
+
+    Args:
+      subject: what holds the keys, as the message names it.
+      keys: the keys given.
+      known: the keys allowed, in the order the message lists them.
+      required: the keys that must be given.
+      plural: whether `subject` is plural ("optax arguments have ...").
+      bounded: show the unknown keys as `key_list` does, for data of any size.
+
+    Raises:
+      ValueError: a key is unknown or missing.
+    """
+    keys = set(keys)
+    has, is_ = ("have", "are") if plural else ("has", "is")
+    unknown = keys - set(known)
+    if unknown:
+        shown = key_list(unknown) if bounded else str(sorted(map(str, unknown)))
+        raise ValueError(
+            f"{subject} {has} unknown keys {shown}; known keys are {list(known)}"
+        )
+    missing = set(required) - keys
+    if missing:
+        raise ValueError(f"{subject} {is_} missing the keys {sorted(missing)}")
+
+
+@functools.cache
+def optax_names() -> dict[str, str]:
+    """optax's name -> jaxdecay's (Keras') name, for the arguments optax's
+    `exponential_decay` names otherwise, as the fields of `ExponentialDecay` declare."""
+    from jaxdecay import _config  # which imports this module: read when first needed
+
+    return {optax: name for optax, name in _config.OPTAX_ARGUMENTS if optax != name}
+
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -252,7 +289,7 @@ def reject_optax_names(function_name: str, kwargs: Mapping[str, Any]) -> None:
       kwargs: the keyword arguments it was called with.
 
     Raises:
-      TypeError: a key of `kwargs` is one of optax's names in `OPTAX_NAMES`.
+      TypeError: a key of `kwargs` is one of optax's names in `optax_names()`.
 
     Examples:
       >>> reject_optax_names("exponential_decay", {"transition_steps": 1000})
@@ -262,11 +299,12 @@ def reject_optax_names(function_name: str, kwargs: Mapping[str, Any]) -> None:
 'transition_steps'; jaxdecay calls it 'decay_steps' (Keras' name for optax's \
 transition_steps)
     """
+    renamed = optax_names()
     for name in kwargs:
-        if name in OPTAX_NAMES:
+        if name in renamed:
             raise TypeError(
                 f"{function_name}() got an unexpected keyword argument {name!r}; "
-                f"jaxdecay calls it {OPTAX_NAMES[name]!r} (Keras' name for optax's "
+                f"jaxdecay calls it {renamed[name]!r} (Keras' name for optax's "
                 f"{name})"
             )
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from jaxdecay import _config
 from jaxdecay._validation import check_keys, preview
@@ -96,6 +99,54 @@ def from_optax_kwargs(kwargs: Mapping[str, Any]) -> _config.ExponentialDecay:
     return _config.ExponentialDecay(
         **{_OPTAX_KEYS[key]: value for key, value in kwargs.items()}
     )
+
+
+# ---------------------------------------------------------------------------
+# Formats.
+# ---------------------------------------------------------------------------
+
+FORMATS = ("jaxdecay", "keras", "tf2", "optax", "yaml")  # `convert --to`
+
+
+def format_config(
+    schedule: _config.ExponentialDecay, to: str, *, indent: int | None = None
+) -> str:
+    """Returns `schedule` in the format `to` (one of `convert --to`), with a newline.
+
+    Raises:
+      ValueError: `to` is keras or tf2 and the schedule uses jaxdecay's extensions,
+        which Keras' `ExponentialDecay` refuses.
+    """
+    data: dict[str, Any]
+    if to == "jaxdecay":
+        return schedule.to_json(indent=indent) + "\n"
+    if to == "yaml":
+        return to_yaml(schedule)
+    if to in ("keras", "tf2"):
+        extensions = {
+            key: value
+            for key, value in schedule.get_config().items()
+            if key in _config.EXTENSION_KEYS
+        }
+        if extensions:
+            settings = ", ".join(
+                f"{key}={value!r}" for key, value in extensions.items()
+            )
+            raise ValueError(
+                f"Keras' ExponentialDecay has no {' or '.join(extensions)}; this "
+                f"schedule sets {settings} (use --to jaxdecay)"
+            )
+        data = _config.serialize(schedule)
+        if to == "tf2":
+            data = {"class_name": data["class_name"], "config": data["config"]}
+    elif to == "optax":
+        data = {
+            key: value.item() if isinstance(value, np.generic) else value
+            for key, value in schedule.optax_kwargs().items()
+        }
+    else:
+        raise ValueError(f"--to must be one of {', '.join(FORMATS)}, got {to!r}")
+    return json.dumps(data, indent=indent, allow_nan=False) + "\n"
 
 
 # ---------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import decimal
-import json
 import os
 import sys
 import time
@@ -23,16 +22,15 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxdecay
-from jaxdecay import _config, _interop, _solve
+from jaxdecay import _interop, _json, _solve, _validation
 
 _PROG = "jaxdecay"
 _MAX_CONFIG_BYTES = 1 << 20
 # Beyond this many stairs a plot samples them evenly: a figure is ~600 pixels wide.
 _MAX_STAIRS = 10_000
 _CURVE_POINTS = 4_000
-_FORMATS = ("jaxdecay", "keras", "tf2", "optax", "yaml")
+_FORMATS = _interop.FORMATS
 _FIGURE_SIZE = (6.4, 4.0)  # inches; at --dpi 100, a 640 x 400 PNG
-_INT64_MAX = 2**63 - 1
 _SUFFIXES = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9}
 
 
@@ -91,7 +89,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     commands.required = True
+    _add_show(commands)
+    _add_plot(commands)
+    _add_convert(commands)
+    _add_solve(commands)
+    return parser
 
+
+def _add_show(commands: Any) -> None:
     show = commands.add_parser(
         "show",
         help="print a table of step -> learning rate",
@@ -116,6 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     show.set_defaults(command=_show)
 
+
+def _add_plot(commands: Any) -> None:
     plot = commands.add_parser(
         "plot",
         help="draw the learning rate against the step (needs jaxdecay[plot])",
@@ -156,6 +163,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     plot.set_defaults(command=_plot)
 
+
+def _add_convert(commands: Any) -> None:
     convert = commands.add_parser(
         "convert",
         help="write a config in another format",
@@ -169,6 +178,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_output_arguments(convert)
     convert.set_defaults(command=_convert)
 
+
+def _add_solve(commands: Any) -> None:
     solve = commands.add_parser(
         "solve",
         help="find the decay rate that reaches a learning rate at a step",
@@ -193,7 +204,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_output_arguments(solve)
     solve.set_defaults(command=_solve_command)
-    return parser
 
 
 def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -219,7 +229,7 @@ def _step(text: str) -> int:
         number = decimal.Decimal("NaN")
     if not number.is_finite() or number != number.to_integral_value():
         raise argparse.ArgumentTypeError(f"not an integer step: {text!r}")
-    if abs(number) > _INT64_MAX:
+    if abs(number) > _validation.INT64_MAX:
         raise argparse.ArgumentTypeError(f"step {text!r} is beyond int64")
     return int(number)
 
@@ -267,7 +277,7 @@ def _read_config(argument: str) -> _Source:
         suffix.lower() not in (".yaml", ".yml") and text.lstrip().startswith("{")
     )
     try:
-        data = _config._parse_json(text) if json_text else _interop.load_yaml(text)
+        data = _json.parse_json(text) if json_text else _interop.load_yaml(text)
         schedule = _interop.schedule_from_data(data)
     except TypeError as error:
         raise TypeError(f"{label}: {error}") from None
@@ -543,7 +553,7 @@ def _formula(schedule: jaxdecay.ExponentialDecay) -> str:
 
 def _convert(args: argparse.Namespace) -> int:
     schedule = _read_config(args.config).schedule
-    print(format_config(schedule, args.to, indent=args.indent), end="")
+    print(_interop.format_config(schedule, args.to, indent=args.indent), end="")
     return 0
 
 
@@ -572,46 +582,5 @@ def _solve_command(args: argparse.Namespace) -> int:
             f"grows (decay_rate {decay_rate!r} > 1)",
             file=sys.stderr,
         )
-    print(format_config(schedule, args.to, indent=args.indent), end="")
+    print(_interop.format_config(schedule, args.to, indent=args.indent), end="")
     return 0
-
-
-def format_config(
-    schedule: jaxdecay.ExponentialDecay, to: str, *, indent: int | None = None
-) -> str:
-    """Returns `schedule` in the format `to` (one of `convert --to`), with a newline.
-
-    Raises:
-      ValueError: `to` is keras or tf2 and the schedule uses jaxdecay's extensions,
-        which Keras' `ExponentialDecay` refuses.
-    """
-    data: dict[str, Any]
-    if to == "jaxdecay":
-        return schedule.to_json(indent=indent) + "\n"
-    if to == "yaml":
-        return _interop.to_yaml(schedule)
-    if to in ("keras", "tf2"):
-        extensions = {
-            key: value
-            for key, value in schedule.get_config().items()
-            if key in _config._EXTENSION_KEYS
-        }
-        if extensions:
-            settings = ", ".join(
-                f"{key}={value!r}" for key, value in extensions.items()
-            )
-            raise ValueError(
-                f"Keras' ExponentialDecay has no {' or '.join(extensions)}; this "
-                f"schedule sets {settings} (use --to jaxdecay)"
-            )
-        data = jaxdecay.serialize(schedule)
-        if to == "tf2":
-            data = {"class_name": data["class_name"], "config": data["config"]}
-    elif to == "optax":
-        data = {
-            key: value.item() if isinstance(value, np.generic) else value
-            for key, value in schedule.optax_kwargs().items()
-        }
-    else:
-        raise ValueError(f"--to must be one of {', '.join(_FORMATS)}, got {to!r}")
-    return json.dumps(data, indent=indent, allow_nan=False) + "\n"

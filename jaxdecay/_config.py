@@ -7,20 +7,25 @@ allow-list, and nothing named in the data is ever imported or evaluated.
 from __future__ import annotations
 
 import dataclasses
-import heapq
-import itertools
+import functools
 import json
+import operator
 import os
-import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+import typing
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-from jaxdecay import _schedule, _solve
-from jaxdecay._schedule import preview as _preview
-from jaxdecay._validation import rejects_optax_names
+from jaxdecay import _json, _schedule, _solve, _validation
+from jaxdecay._validation import (
+    check_keys,
+    field_name,
+    key_list,
+    preview,
+    rejects_optax_names,
+)
 
 _CLASS_NAME = "ExponentialDecay"
 # Keras 3 writes "keras.optimizers.schedules" for its built-in schedules; the others
@@ -32,15 +37,6 @@ _KNOWN_MODULES = frozenset(
         "jaxdecay",
     }
 )
-_KERAS_KEYS = (
-    "initial_learning_rate",
-    "decay_steps",
-    "decay_rate",
-    "staircase",
-    "name",
-)
-_EXTENSION_KEYS = ("transition_begin", "end_learning_rate")
-_REQUIRED_KEYS = frozenset({"initial_learning_rate", "decay_steps", "decay_rate"})
 # The format of a serialized config. Format 1 is Keras' format plus the extension
 # keys. It is written, as a top-level key (which Keras ignores), only into configs
 # that use the extension keys: a config with Keras' keys only stays exactly what Keras
@@ -51,11 +47,43 @@ _FORMAT = 1
 _WRAPPER_KEYS = frozenset(
     {"module", "class_name", "config", "registered_name", _FORMAT_KEY}
 )
-# Limits on JSON text, checked before it is parsed: configs are a few hundred bytes
-# and nested two levels deep.
-_MAX_JSON_LENGTH = 2**20  # characters of str, or bytes
-_MAX_JSON_DEPTH = 8
-_MAX_JSON_INT_DIGITS = 100  # int64 has 19
+
+
+class Optax(NamedTuple):
+    """A field as an argument of an optax schedule: its name there, and its place
+    in that schedule's signature (optax orders its arguments otherwise than Keras)."""
+
+    name: str
+    position: int
+    schedule: str = "exponential_decay"
+
+
+@dataclasses.dataclass(frozen=True)
+class Role:
+    """What a field of `ExponentialDecay` is, said once on the field (as flax's
+    `struct.field(pytree_node=False)`). The pytree leaves, the config keys, optax's
+    arguments and the OmegaConf schema are all read from the roles.
+
+    A leaf is a number the schedule's program reads (an integer as two words), and
+    static otherwise; a Keras key is always written by `get_config`, an extension
+    only when it differs from its default.
+    """
+
+    leaf: bool
+    keras: bool
+    optax: Optax | None
+
+
+_ROLE = "jaxdecay"  # the key of a field's role in its dataclass metadata
+
+
+def field(
+    *, leaf: bool, keras: bool, optax: Optax | None, default: Any = dataclasses.MISSING
+) -> Any:
+    """A dataclass field of `ExponentialDecay` with its `Role`."""
+    return dataclasses.field(
+        default=default, metadata={_ROLE: Role(leaf, keras, optax)}
+    )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -94,23 +122,33 @@ class ExponentialDecay:
 'staircase': False, 'name': 'ExponentialDecay'}
     """
 
-    initial_learning_rate: float | np.generic
-    decay_steps: int
-    decay_rate: float | np.generic
-    staircase: bool = False
-    name: str | None = _CLASS_NAME
+    initial_learning_rate: float | np.generic = field(
+        leaf=True, keras=True, optax=Optax("init_value", 0)
+    )
+    decay_steps: int = field(leaf=True, keras=True, optax=Optax("transition_steps", 1))
+    decay_rate: float | np.generic = field(
+        leaf=True, keras=True, optax=Optax("decay_rate", 2)
+    )
+    staircase: bool = field(
+        leaf=False, keras=True, optax=Optax("staircase", 4), default=False
+    )
+    name: str | None = field(leaf=False, keras=True, optax=None, default=_CLASS_NAME)
     _: dataclasses.KW_ONLY
-    transition_begin: int = 0
-    end_learning_rate: float | np.generic | None = None
+    transition_begin: int = field(
+        leaf=True, keras=False, optax=Optax("transition_begin", 3), default=0
+    )
+    end_learning_rate: float | np.generic | None = field(
+        leaf=True, keras=False, optax=Optax("end_value", 5), default=None
+    )
 
     def __post_init__(self) -> None:
         # The same checks as the builder (traced values pass unchecked); the
         # normalized values are stored, so equal schedules compare and hash equal
         # however their numbers were given.
-        arguments = _schedule.check_arguments(**self._arguments())
+        arguments = _validation.check_arguments(**self._arguments())
         for field, value in arguments.items():
             object.__setattr__(self, field, value)
-        object.__setattr__(self, "name", _schedule.check_name(self.name))
+        object.__setattr__(self, "name", _validation.check_name(self.name))
         object.__setattr__(
             self, "_dtype", _schedule.result_dtype(self.initial_learning_rate)
         )
@@ -143,7 +181,7 @@ class ExponentialDecay:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if isinstance(value, (_schedule.Words, np.ndarray, jax.Array)):
-                if _schedule.is_traced(value) or isinstance(value, _schedule.Words):
+                if _validation.is_traced(value) or isinstance(value, _schedule.Words):
                     raise TypeError(
                         f"a schedule with a traced {field.name} has no value to "
                         "compare or hash"
@@ -178,25 +216,20 @@ class ExponentialDecay:
         only when they differ from their defaults, so that a config Keras can load
         stays loadable by Keras.
         """
-        config: dict[str, Any] = {
-            "initial_learning_rate": self._number("initial_learning_rate", float),
-            "decay_steps": self._number("decay_steps", int),
-            "decay_rate": self._number("decay_rate", float),
-            "staircase": self.staircase,
-            "name": self.name,
-        }
-        transition_begin = self._number("transition_begin", int)
-        if transition_begin != 0:
-            config["transition_begin"] = transition_begin
-        if self.end_learning_rate is not None:
-            config["end_learning_rate"] = self._number("end_learning_rate", float)
+        config: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if role(item).leaf and value is not None:
+                value = self._number(item.name, number_type(item))
+            if role(item).keras or value != item.default:
+                config[item.name] = value
         return config
 
     def _number(self, field: str, kind: type[int] | type[float]) -> Any:
         """A field as a Python number, exactly; a batch or a traced value is refused
         rather than written as an array's repr."""
         value = getattr(self, field)
-        traced = _schedule.is_traced(value) or isinstance(value, _schedule.Words)
+        traced = _validation.is_traced(value) or isinstance(value, _schedule.Words)
         if traced or np.ndim(value) != 0:
             raise TypeError(
                 f"cannot serialize {field}: it is {_describe_value(value)}, not a "
@@ -218,7 +251,7 @@ class ExponentialDecay:
             config = config.to_dict()  # ml_collections' ConfigDict is no Mapping
         if not isinstance(config, Mapping):
             raise TypeError(
-                f"config must be a dict, got {_preview(config)} of type "
+                f"config must be a dict, got {preview(config)} of type "
                 f"{type(config).__name__}"
             )
         keys = set(config)
@@ -226,15 +259,7 @@ class ExponentialDecay:
             raise TypeError(
                 f"config keys must be strings, got {sorted(map(repr, keys))}"
             )
-        unknown = keys - set(_KERAS_KEYS) - set(_EXTENSION_KEYS)
-        if unknown:
-            raise ValueError(
-                f"config has unknown keys {sorted(unknown)}; "
-                f"known keys are {list(_KERAS_KEYS + _EXTENSION_KEYS)}"
-            )
-        missing = _REQUIRED_KEYS - keys
-        if missing:
-            raise ValueError(f"config is missing the keys {sorted(missing)}")
+        check_keys("config", keys, known=KNOWN_KEYS, required=REQUIRED_KEYS)
         return cls(**config)
 
     @classmethod
@@ -299,10 +324,10 @@ class ExponentialDecay:
             a name of about a million characters makes it so).
         """
         text = json.dumps(serialize(self), indent=indent, allow_nan=False)
-        if len(text) > _MAX_JSON_LENGTH:
+        if len(text) > _json.MAX_LENGTH:
             raise ValueError(
                 f"the JSON text of this schedule is {len(text)} characters long, "
-                f"longer than from_json reads ({_MAX_JSON_LENGTH}); shorten its name"
+                f"longer than from_json reads ({_json.MAX_LENGTH}); shorten its name"
             )
         return text
 
@@ -314,12 +339,11 @@ class ExponentialDecay:
         """
         if isinstance(text, os.PathLike):
             raise TypeError(
-                f"text must be str or bytes, got the path {_preview(text)}; "
-                f"{_LOAD_HINT}"
+                f"text must be str or bytes, got the path {preview(text)}; {_LOAD_HINT}"
             )
         if not isinstance(text, (str, bytes, bytearray)):
             raise TypeError(
-                f"text must be str or bytes, got {_preview(text)} of type "
+                f"text must be str or bytes, got {preview(text)} of type "
                 f"{type(text).__name__}"
             )
         return deserialize(text)
@@ -341,11 +365,11 @@ class ExponentialDecay:
           0.5
         """
         with open(path, "rb") as file:
-            text = file.read(_MAX_JSON_LENGTH + 1)
+            text = file.read(_json.MAX_LENGTH + 1)
         where = os.fspath(path)
-        if len(text) > _MAX_JSON_LENGTH:
+        if len(text) > _json.MAX_LENGTH:
             raise ValueError(
-                f"{where}: the file is longer than {_MAX_JSON_LENGTH} bytes (1 MiB), "
+                f"{where}: the file is longer than {_json.MAX_LENGTH} bytes (1 MiB), "
                 "the most a config may be"
             )
         try:
@@ -366,14 +390,7 @@ class ExponentialDecay:
           {'init_value': 0.1, 'transition_steps': 1000, 'decay_rate': 0.5, \
 'transition_begin': 0, 'staircase': False, 'end_value': None}
         """
-        return {
-            "init_value": self.initial_learning_rate,
-            "transition_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "transition_begin": self.transition_begin,
-            "staircase": self.staircase,
-            "end_value": self.end_learning_rate,
-        }
+        return {optax_name: getattr(self, name) for optax_name, name in OPTAX_ARGUMENTS}
 
 
 # optax's names (`transition_steps=`) get an error naming the field to use. The
@@ -382,6 +399,60 @@ class ExponentialDecay:
 ExponentialDecay.__init__ = rejects_optax_names(  # type: ignore[method-assign]
     "ExponentialDecay"
 )(ExponentialDecay.__init__)
+
+
+def role(item: dataclasses.Field[Any]) -> Role:
+    """The role declared on a field of `ExponentialDecay`."""
+    declared: Role = item.metadata[_ROLE]
+    return declared
+
+
+def plain_type(item: dataclasses.Field[Any]) -> Any:
+    """A field's type as plain Python types (NumPy scalars dropped), as OmegaConf and
+    JSON know them: `float`, `float | None`, `int`, `bool`, `str | None`."""
+    hint = typing.get_type_hints(ExponentialDecay)[item.name]
+    kept = [t for t in typing.get_args(hint) or (hint,) if t is not np.generic]
+    return functools.reduce(operator.or_, kept)
+
+
+def number_type(item: dataclasses.Field[Any]) -> type[int] | type[float]:
+    """`int` or `float`: the number a leaf field holds."""
+    kind: type[int] | type[float] = next(
+        t
+        for t in typing.get_args(plain_type(item)) or (plain_type(item),)
+        if t in (int, float)
+    )
+    return kind
+
+
+FIELDS = dataclasses.fields(ExponentialDecay)
+LEAVES = tuple(item.name for item in FIELDS if role(item).leaf)
+STATIC = tuple(item.name for item in FIELDS if not role(item).leaf)
+_INTEGER_LEAVES = frozenset(
+    item.name for item in FIELDS if role(item).leaf and number_type(item) is int
+)
+KERAS_KEYS = tuple(item.name for item in FIELDS if role(item).keras)
+EXTENSION_KEYS = tuple(item.name for item in FIELDS if not role(item).keras)
+KNOWN_KEYS = KERAS_KEYS + EXTENSION_KEYS
+REQUIRED_KEYS = frozenset(
+    item.name
+    for item in FIELDS
+    if item.default is dataclasses.MISSING
+    and item.default_factory is dataclasses.MISSING
+)
+
+
+def optax_arguments(schedule: str) -> tuple[tuple[str, str], ...]:
+    """(optax's name, the field's name) of optax's `schedule`, in optax's order."""
+    arguments = []
+    for item in FIELDS:
+        optax = role(item).optax
+        if optax is not None and optax.schedule == schedule:
+            arguments.append((optax.position, optax.name, item.name))
+    return tuple((optax_name, name) for _, optax_name, name in sorted(arguments))
+
+
+OPTAX_ARGUMENTS = optax_arguments("exponential_decay")
 
 
 def serialize(schedule: ExponentialDecay) -> dict[str, Any]:
@@ -404,7 +475,7 @@ def serialize(schedule: ExponentialDecay) -> dict[str, Any]:
     if not isinstance(schedule, ExponentialDecay):
         raise TypeError(
             "serialize takes a jaxdecay.ExponentialDecay, got "
-            f"{_preview(schedule)} of type {type(schedule).__name__}"
+            f"{preview(schedule)} of type {type(schedule).__name__}"
         )
     config = schedule.get_config()
     data: dict[str, Any] = {
@@ -413,7 +484,7 @@ def serialize(schedule: ExponentialDecay) -> dict[str, Any]:
         "config": config,
         "registered_name": None,
     }
-    if not config.keys() <= set(_KERAS_KEYS):
+    if not config.keys() <= set(KERAS_KEYS):
         # The oldest format that reads the config: a config with Keras' keys only
         # stays exactly what Keras writes, readable by every Keras, TF and jaxdecay.
         data[_FORMAT_KEY] = _FORMAT
@@ -450,41 +521,38 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
     """
     if isinstance(data, (str, bytes, bytearray)):
         try:
-            data = _parse_json(data)
+            data = _json.parse_json(data)
         except ValueError as error:
             if isinstance(data, str) and _looks_like_path(data):
                 raise ValueError(
-                    f"{error}; {_preview(data.strip())} looks like a file path: "
+                    f"{error}; {preview(data.strip())} looks like a file path: "
                     f"deserialize and from_json read JSON text, {_LOAD_HINT}"
                 ) from None
             raise
     if not isinstance(data, Mapping):
         raise TypeError(
             "a serialized schedule must be a dict with 'class_name' and 'config', got "
-            f"{_preview(data)} of type {type(data).__name__}"
+            f"{preview(data)} of type {type(data).__name__}"
         )
     if not {"class_name", "config"} & data.keys() and not data.keys().isdisjoint(
-        _KERAS_KEYS + _EXTENSION_KEYS
+        KNOWN_KEYS
     ):
         # A bare get_config() dict, which the command line reads too.
         _check_no_containers(data)
         return ExponentialDecay.from_config(data)
     # First: a newer format is refused as such, whatever else it holds.
     _check_format(data)
-    keys = set(data)
-    unknown = keys - _WRAPPER_KEYS
-    if unknown:
-        raise ValueError(
-            f"serialized schedule has unknown keys {_key_list(unknown)}; "
-            f"known keys are {sorted(_WRAPPER_KEYS)}"
-        )
-    missing = {"class_name", "config"} - keys
-    if missing:
-        raise ValueError(f"serialized schedule is missing the keys {sorted(missing)}")
+    check_keys(
+        "serialized schedule",
+        data.keys(),
+        known=sorted(_WRAPPER_KEYS),
+        required={"class_name", "config"},
+        bounded=True,
+    )
     class_name = data["class_name"]
     if not isinstance(class_name, str) or class_name != _CLASS_NAME:
         raise ValueError(
-            f"class_name must be {_CLASS_NAME!r}, got {_preview(class_name)}"
+            f"class_name must be {_CLASS_NAME!r}, got {preview(class_name)}"
         )
     module = data.get("module")
     if module is not None and (
@@ -492,7 +560,7 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
     ):
         raise ValueError(
             f"module must be one of {sorted(_KNOWN_MODULES)} or absent, got "
-            f"{_preview(module)}; modules named in data are never imported"
+            f"{preview(module)}; modules named in data are never imported"
         )
     registered_name = data.get("registered_name")
     if registered_name is not None and (
@@ -500,7 +568,7 @@ staircase=False, name=None, transition_begin=0, end_learning_rate=None)
     ):
         raise ValueError(
             f"registered_name must be None or {_CLASS_NAME!r}, got "
-            f"{_preview(registered_name)}"
+            f"{preview(registered_name)}"
         )
     config = data["config"]
     if isinstance(config, Mapping):
@@ -514,8 +582,8 @@ def _check_no_containers(config: Mapping[Any, Any]) -> None:
     for key, value in config.items():
         if isinstance(value, (Mapping, list, tuple, set, frozenset)):
             raise TypeError(
-                f"{_field(key)} must be a number, a bool, a string or null, got "
-                f"{_preview(value)} of type {type(value).__name__}"
+                f"{field_name(key)} must be a number, a bool, a string or null, got "
+                f"{preview(value)} of type {type(value).__name__}"
             )
 
 
@@ -538,7 +606,7 @@ def _looks_like_path(text: str) -> bool:
 def _describe_value(value: Any) -> str:
     if isinstance(value, _schedule.Words):
         return "a traced integer"
-    if _schedule.is_traced(value):
+    if _validation.is_traced(value):
         return f"a traced value of dtype {value.dtype} and shape {value.shape}"
     return f"an array of dtype {value.dtype} and shape {np.shape(value)}"
 
@@ -547,33 +615,33 @@ def _flatten_with_keys(
     schedule: ExponentialDecay,
 ) -> tuple[tuple[tuple[Any, Any], ...], tuple[Any, ...]]:
     # The integers as two words each, so that they are data without x64 too; the
-    # floats as given: every path rounds them to the compute dtype alike.
-    data = _schedule.Data(
-        initial_learning_rate=schedule.initial_learning_rate,
-        decay_steps=_schedule.to_words(schedule.decay_steps),
-        decay_rate=schedule.decay_rate,
-        transition_begin=_schedule.to_words(schedule.transition_begin),
-        end_learning_rate=schedule.end_learning_rate,
-    )
+    # floats as given: every path rounds them to the compute dtype alike. None (no
+    # end_learning_rate) is no leaf.
     children = tuple(
-        (jax.tree_util.GetAttrKey(name), value)
-        for name, value in zip(data._fields, data, strict=True)
+        (
+            jax.tree_util.GetAttrKey(name),
+            _schedule.to_words(getattr(schedule, name))
+            if name in _INTEGER_LEAVES
+            else getattr(schedule, name),
+        )
+        for name in LEAVES
     )
-    return children, (schedule.staircase, schedule.name, schedule.__dict__["_dtype"])
+    static = tuple(getattr(schedule, name) for name in STATIC)
+    return children, (*static, schedule.__dict__["_dtype"])
 
 
 def _unflatten(aux: tuple[Any, ...], children: Any) -> ExponentialDecay:
     # Not through __init__: JAX rebuilds pytrees with tracers, batches and
     # placeholders, which are not configs to validate. Known integer words become
-    # the integers they stand for again.
+    # the integers they stand for again. Field order, as the flattening's.
     schedule = object.__new__(ExponentialDecay)
-    for field, value in zip(_schedule.Data._fields, children, strict=True):
+    *static, dtype = aux
+    for name, value in zip(LEAVES, children, strict=True):
         if isinstance(value, _schedule.Words):
             value = _schedule.from_words(value)
-        object.__setattr__(schedule, field, value)
-    staircase, name, dtype = aux
-    object.__setattr__(schedule, "staircase", staircase)
-    object.__setattr__(schedule, "name", name)
+        object.__setattr__(schedule, name, value)
+    for name, value in zip(STATIC, static, strict=True):
+        object.__setattr__(schedule, name, value)
     object.__setattr__(schedule, "_dtype", dtype)
     return schedule
 
@@ -589,119 +657,6 @@ jax.tree_util.register_pytree_with_keys(
 )
 
 
-class _Refused:
-    """What json.loads returns for a number that is refused, so that the error can
-    name the key it is under (the object's hook sees the key, the number's does not).
-    """
-
-    __slots__ = ("keyed", "unkeyed")
-
-    def __init__(self, keyed: str, unkeyed: str) -> None:
-        self.keyed = keyed  # follows the key: "decay_rate must be ..., got NaN"
-        self.unkeyed = unkeyed  # the whole message, for a number in an array
-
-    def __repr__(self) -> str:
-        return "<refused number>"
-
-
-# Outside strings a backslash is invalid JSON (the parser stops there); inside, it
-# escapes one character. With the escapes gone, a string is quote to quote.
-_JSON_ESCAPE = re.compile(r"\\.", re.DOTALL)
-_JSON_STRING = re.compile(r'"[^"]*"?')
-_JSON_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_JSON_STEP = str.maketrans({"[": "\x01", "{": "\x01", "]": "\xff", "}": "\xff"})
-# A longer run of digits anywhere in the text is needed for a refused integer.
-_JSON_LONG_DIGITS = re.compile(f"[0-9]{{{_MAX_JSON_INT_DIGITS + 1}}}")
-
-
-def _parse_json(text: str | bytes | bytearray) -> Any:
-    """json.loads within the limits: length and depth are checked before parsing,
-    and NaN, Infinity, huge integers and duplicate keys are refused."""
-    if len(text) > _MAX_JSON_LENGTH:
-        unit = "characters" if isinstance(text, str) else "bytes"
-        raise ValueError(
-            f"JSON text is {len(text)} {unit} long; the limit is "
-            f"{_MAX_JSON_LENGTH} (1 MiB)"
-        )
-    if not isinstance(text, str):
-        encoding = json.detect_encoding(text)
-        try:
-            text = text.decode(encoding, "surrogatepass")
-        except UnicodeDecodeError as error:
-            raise ValueError(f"JSON text is not valid {encoding}: {error}") from None
-    depth = _nesting_depth(text)
-    if depth > _MAX_JSON_DEPTH:
-        raise ValueError(
-            f"JSON text is nested {depth} levels deep; the limit is {_MAX_JSON_DEPTH}"
-        )
-    refused: list[_Refused] = []
-
-    def constant(literal: str) -> _Refused:
-        refused.append(
-            _Refused(
-                f"must be a finite number, got {literal}",
-                f"JSON text has the non-finite number {literal}",
-            )
-        )
-        return refused[-1]
-
-    def integer(literal: str) -> int | _Refused:
-        digits = len(literal.lstrip("-"))
-        if digits <= _MAX_JSON_INT_DIGITS:
-            return int(literal)
-        refused.append(
-            _Refused(
-                f"must have at most {_MAX_JSON_INT_DIGITS} digits, got an integer "
-                f"of {digits} digits",
-                f"JSON text has an integer of {digits} digits; the limit is "
-                f"{_MAX_JSON_INT_DIGITS}",
-            )
-        )
-        return refused[-1]
-
-    def to_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                # Parsers differ on which one wins: neither is read.
-                raise ValueError(
-                    f"JSON object has the key {_preview(key)} twice; duplicate "
-                    "keys are refused"
-                )
-            if isinstance(value, _Refused):
-                raise ValueError(f"{_field(key)} {value.keyed}")
-            result[key] = value
-        return result
-
-    try:
-        data = json.loads(
-            text,
-            parse_constant=constant,
-            # int is faster, and as safe when no integer is that long.
-            parse_int=integer if _JSON_LONG_DIGITS.search(text) else None,
-            object_pairs_hook=to_dict,
-        )
-    except RecursionError:  # not reached below the depth limit; kept as a guard
-        raise ValueError("JSON text is nested too deeply") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"not valid JSON: {error}") from None
-    if refused:  # in an array, or the whole text
-        raise ValueError(refused[0].unkeyed)
-    return data
-
-
-def _nesting_depth(text: str) -> int:
-    """How deep arrays and objects nest in `text`, at least as deep as json.loads
-    would recurse on it (before any error), found without recursion or parsing."""
-    opening = text.count("[") + text.count("{")
-    if opening <= _MAX_JSON_DEPTH:
-        return opening
-    outside_strings = _JSON_STRING.sub("", _JSON_ESCAPE.sub("", text))
-    brackets = _JSON_NOT_BRACKET.sub("", outside_strings).translate(_JSON_STEP)
-    steps = np.frombuffer(brackets.encode("latin-1"), np.int8)  # +1 or -1 each
-    return int(np.maximum.reduce(np.cumsum(steps, dtype=np.int32), initial=0))
-
-
 def _check_format(data: Mapping[Any, Any]) -> None:
     """Refuses a config whose `jaxdecay_format` this version cannot read."""
     if _FORMAT_KEY not in data:
@@ -709,20 +664,20 @@ def _check_format(data: Mapping[Any, Any]) -> None:
     version = data[_FORMAT_KEY]
     if isinstance(version, bool) or not isinstance(version, int):
         raise TypeError(
-            f"{_FORMAT_KEY} must be an integer, got {_preview(version)} of type "
+            f"{_FORMAT_KEY} must be an integer, got {preview(version)} of type "
             f"{type(version).__name__}"
         )
     if version > _FORMAT:
         unknown = _unknown_fields(data)
         raise ValueError(
-            f"{_FORMAT_KEY} is {_preview(version)}, newer than {_FORMAT}, the newest "
+            f"{_FORMAT_KEY} is {preview(version)}, newer than {_FORMAT}, the newest "
             "format this jaxdecay reads: the config is refused rather than read "
             "without what the newer format added; upgrade jaxdecay to load it"
-            + (f" (fields unknown here: {_key_list(unknown)})" if unknown else "")
+            + (f" (fields unknown here: {key_list(unknown)})" if unknown else "")
         )
     if version < 1:
         raise ValueError(
-            f"{_FORMAT_KEY} must be a positive integer, got {_preview(version)}"
+            f"{_FORMAT_KEY} must be a positive integer, got {preview(version)}"
         )
 
 
@@ -731,26 +686,10 @@ def _unknown_fields(data: Mapping[Any, Any]) -> list[Any]:
     unknown = [key for key in data if key not in _WRAPPER_KEYS]
     config = data.get("config")
     if isinstance(config, Mapping):
-        known = set(_KERAS_KEYS + _EXTENSION_KEYS)
+        known = set(KNOWN_KEYS)
         unknown += [
             f"config.{key}" if isinstance(key, str) else key
             for key in config
             if key not in known
         ]
     return unknown
-
-
-def _key_list(keys: Iterable[Any]) -> str:
-    """Keys for a message, as a sorted list of reprs; at most 10, each bounded."""
-    keys = list(keys)
-    strings = heapq.nsmallest(10, (key for key in keys if isinstance(key, str)))
-    others = itertools.islice((key for key in keys if not isinstance(key, str)), 10)
-    shown = ([_preview(key) for key in strings] + sorted(map(_preview, others)))[:10]
-    return "[" + ", ".join(shown) + (", ..." if len(keys) > 10 else "") + "]"
-
-
-def _field(key: Any) -> str:
-    """A key as a field name in a message: bare if it looks like one."""
-    if isinstance(key, str) and key.isidentifier() and len(key) <= 80:
-        return key
-    return _preview(key)

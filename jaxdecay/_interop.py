@@ -8,25 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from jaxdecay import _config, _schedule
+import numpy as np
+
+from jaxdecay import _config
+from jaxdecay._validation import check_keys, preview
 
 _TARGET = "jaxdecay.ExponentialDecay"
-_OPTAX_KEYS = {
-    "init_value": "initial_learning_rate",
-    "transition_steps": "decay_steps",
-    "decay_rate": "decay_rate",
-    "transition_begin": "transition_begin",
-    "staircase": "staircase",
-    "end_value": "end_learning_rate",
-}
+# optax's name -> the field's, for `optax.exponential_decay`'s arguments.
+_OPTAX_KEYS = dict(_config.OPTAX_ARGUMENTS)
 
 
-@dataclasses.dataclass
-class ExponentialDecayConfig:
+def _schema() -> type:
     """A Hydra / OmegaConf structured config (a typed schema) for `ExponentialDecay`.
 
     `ExponentialDecay` itself accepts NumPy scalars, which OmegaConf's type system
@@ -38,15 +35,18 @@ class ExponentialDecayConfig:
       >>> ExponentialDecayConfig(0.1, decay_steps=1000, decay_rate=0.5)._target_
       'jaxdecay.ExponentialDecay'
     """
+    fields = [
+        (item.name, _config.plain_type(item), dataclasses.field(default=item.default))
+        for item in _config.FIELDS
+    ]
+    return dataclasses.make_dataclass(
+        "ExponentialDecayConfig",
+        [*fields, ("_target_", str, dataclasses.field(default=_TARGET))],
+        namespace={"__module__": __name__, "__doc__": _schema.__doc__},
+    )
 
-    initial_learning_rate: float
-    decay_steps: int
-    decay_rate: float
-    staircase: bool = False
-    name: str | None = "ExponentialDecay"
-    transition_begin: int = 0
-    end_learning_rate: float | None = None
-    _target_: str = _TARGET
+
+ExponentialDecayConfig = _schema()
 
 
 def schedule_from_data(data: Any) -> _config.ExponentialDecay:
@@ -63,7 +63,7 @@ def schedule_from_data(data: Any) -> _config.ExponentialDecay:
     if not isinstance(data, Mapping):
         raise TypeError(
             "a config must be a mapping (a JSON object), got "
-            f"{_schedule.preview(data)} of type {type(data).__name__}"
+            f"{preview(data)} of type {type(data).__name__}"
         )
     if "class_name" in data:
         return _config.deserialize(data)
@@ -73,7 +73,7 @@ def schedule_from_data(data: Any) -> _config.ExponentialDecay:
         target = data["_target_"]
         if target != _TARGET:
             raise ValueError(
-                f"_target_ must be {_TARGET!r}, got {_schedule.preview(target)}; "
+                f"_target_ must be {_TARGET!r}, got {preview(target)}; "
                 "targets named in data are never imported"
             )
         data = {key: value for key, value in data.items() if key != "_target_"}
@@ -86,18 +86,67 @@ def from_optax_kwargs(kwargs: Mapping[str, Any]) -> _config.ExponentialDecay:
     The inverse of `ExponentialDecay.optax_kwargs()`. Unlike optax, values that optax
     would accept silently (a zero `transition_steps`, say) are refused.
     """
-    unknown = set(kwargs) - set(_OPTAX_KEYS)
-    if unknown:
-        raise ValueError(
-            f"optax arguments have unknown keys {sorted(map(str, unknown))}; "
-            f"known keys are {list(_OPTAX_KEYS)}"
-        )
-    missing = {"init_value", "transition_steps", "decay_rate"} - set(kwargs)
-    if missing:
-        raise ValueError(f"optax arguments are missing the keys {sorted(missing)}")
+    required = {
+        optax for optax, name in _OPTAX_KEYS.items() if name in _config.REQUIRED_KEYS
+    }
+    check_keys(
+        "optax arguments",
+        kwargs,
+        known=list(_OPTAX_KEYS),
+        required=required,
+        plural=True,
+    )
     return _config.ExponentialDecay(
         **{_OPTAX_KEYS[key]: value for key, value in kwargs.items()}
     )
+
+
+# ---------------------------------------------------------------------------
+# Formats.
+# ---------------------------------------------------------------------------
+
+FORMATS = ("jaxdecay", "keras", "tf2", "optax", "yaml")  # `convert --to`
+
+
+def format_config(
+    schedule: _config.ExponentialDecay, to: str, *, indent: int | None = None
+) -> str:
+    """Returns `schedule` in the format `to` (one of `convert --to`), with a newline.
+
+    Raises:
+      ValueError: `to` is keras or tf2 and the schedule uses jaxdecay's extensions,
+        which Keras' `ExponentialDecay` refuses.
+    """
+    data: dict[str, Any]
+    if to == "jaxdecay":
+        return schedule.to_json(indent=indent) + "\n"
+    if to == "yaml":
+        return to_yaml(schedule)
+    if to in ("keras", "tf2"):
+        extensions = {
+            key: value
+            for key, value in schedule.get_config().items()
+            if key in _config.EXTENSION_KEYS
+        }
+        if extensions:
+            settings = ", ".join(
+                f"{key}={value!r}" for key, value in extensions.items()
+            )
+            raise ValueError(
+                f"Keras' ExponentialDecay has no {' or '.join(extensions)}; this "
+                f"schedule sets {settings} (use --to jaxdecay)"
+            )
+        data = _config.serialize(schedule)
+        if to == "tf2":
+            data = {"class_name": data["class_name"], "config": data["config"]}
+    elif to == "optax":
+        data = {
+            key: value.item() if isinstance(value, np.generic) else value
+            for key, value in schedule.optax_kwargs().items()
+        }
+    else:
+        raise ValueError(f"--to must be one of {', '.join(FORMATS)}, got {to!r}")
+    return json.dumps(data, indent=indent, allow_nan=False) + "\n"
 
 
 # ---------------------------------------------------------------------------

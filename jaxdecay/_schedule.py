@@ -1,4 +1,4 @@
-"""The exponential decay schedule: argument validation and the pure `step -> lr` math.
+"""The exponential decay schedule: the pure `step -> lr` math.
 
 Every entry point (the `exponential_decay` builder, `ExponentialDecay.__call__`, the
 command line) goes through `_Schedule`, so the math lives here only. A config's
@@ -12,10 +12,6 @@ a new config compiles nothing.
 from __future__ import annotations
 
 import functools
-import itertools
-import math
-import numbers
-import reprlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -25,209 +21,15 @@ import numpy as np
 from jax import lax
 
 from jaxdecay import _exact
-from jaxdecay._validation import rejects_optax_names
+from jaxdecay._validation import (
+    check_arguments,
+    is_traced,
+    preview,
+    rejects_optax_names,
+)
 
 Schedule = Callable[[jax.typing.ArrayLike], jax.Array]
 """A `step -> learning rate` function; accepted wherever optax takes a schedule."""
-
-_INT64_MAX = 2**63 - 1
-
-
-class _BoundedRepr(reprlib.Repr):
-    """reprlib's repr, bounded in depth and length, with dicts in their own order
-    and huge ints summarized (their repr is slow, and refused past 4300 digits)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.maxlevel = 3
-        self.maxstring = self.maxother = self.maxlong = 80
-        self.maxdict = self.maxlist = self.maxtuple = 6
-        self.maxset = self.maxfrozenset = 6
-
-    def repr_int(self, x: int, level: int) -> str:
-        if x.bit_length() > 256:
-            return f"<int of {x.bit_length()} bits>"
-        return super().repr_int(x, level)
-
-    def repr_bytes(self, x: bytes, level: int) -> str:
-        return repr(x[: self.maxstring]) + ("..." if len(x) > self.maxstring else "")
-
-    def repr_bytearray(self, x: bytearray, level: int) -> str:
-        return f"bytearray({self.repr_bytes(bytes(x[: self.maxstring + 1]), level)})"
-
-    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
-        if not x:
-            return "{}"
-        if level <= 0:
-            return "{...}"
-        items = [
-            f"{self.repr1(key, level - 1)}: {self.repr1(value, level - 1)}"
-            for key, value in itertools.islice(x.items(), self.maxdict)
-        ]
-        if len(x) > self.maxdict:
-            items.append("...")
-        return "{" + ", ".join(items) + "}"
-
-
-_BOUNDED_REPR = _BoundedRepr()
-
-
-def preview(value: Any) -> str:
-    """A repr short enough for an error message, whatever the data holds: bounded in
-    time and length however large or deeply nested `value` is."""
-    text = _BOUNDED_REPR.repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-# ---------------------------------------------------------------------------
-# Validation. Each checker returns the value in a normal form, so the builder and
-# the dataclass (which stores what these return) agree on what a valid value is.
-# Concrete values are checked; traced ones (inside jit, vmap, grad) can only have
-# their dtype checked, and pass through so that tracing is never broken.
-# ---------------------------------------------------------------------------
-
-
-def is_traced(value: Any) -> bool:
-    """Whether `value` is a JAX tracer: abstract inside a transformation."""
-    return isinstance(value, jax.core.Tracer)
-
-
-def _scalar(value: Any) -> Any:
-    """Unwraps a concrete 0-d NumPy or JAX array into a NumPy scalar."""
-    concrete = isinstance(value, (np.ndarray, jax.Array)) and not is_traced(value)
-    return np.asarray(value)[()] if concrete and value.ndim == 0 else value
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, (np.ndarray, jax.Array)):
-        return f"an array of dtype {value.dtype} and shape {value.shape}"
-    return f"{preview(value)} of type {type(value).__name__}"
-
-
-def _check_array(name: str, value: Any, kind: str) -> Any:
-    """Checks the dtype of an array hyperparameter (a batch of configs, or traced)."""
-    dtype = value.dtype
-    if kind == "integer":
-        ok = jnp.issubdtype(dtype, jnp.integer)
-    else:
-        ok = jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
-    if not ok or dtype == np.bool_:
-        raise TypeError(f"{name} must be {kind}, got {_describe(value)}")
-    return value
-
-
-def _first_bad(values: np.ndarray[Any, Any], bad: np.ndarray[Any, Any]) -> Any:
-    return values[np.unravel_index(np.argmax(bad), bad.shape)].item()
-
-
-def check_integer(name: str, value: Any, *, minimum: int, maximum: int) -> Any:
-    """Returns `value` as a Python int (or an integer array), or raises."""
-    value = _scalar(value)
-    if isinstance(value, (np.ndarray, jax.Array)):
-        _check_array(name, value, "integer")
-        if not is_traced(value):
-            values = np.asarray(value)
-            bad = (values < minimum) | (values > maximum)
-            if bad.any():
-                raise ValueError(
-                    f"{name} must be integers in [{minimum}, {maximum}], "
-                    f"got {_first_bad(values, bad)!r} in {_describe(value)}"
-                )
-        return value
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (numbers.Integral, np.integer)
-    ):
-        raise TypeError(f"{name} must be an integer, got {_describe(value)}")
-    number = int(value)
-    if not minimum <= number <= maximum:
-        raise ValueError(
-            f"{name} must be an integer in [{minimum}, {maximum}], "
-            f"got {preview(number)}"
-        )
-    return number
-
-
-def check_real(name: str, value: Any, *, positive: bool = False) -> Any:
-    """Returns a finite real `value` as a Python float or a NumPy float scalar (or a
-    float array).
-
-    NumPy and JAX float scalars keep their dtype (it is the schedule's result dtype);
-    Python and NumPy integers become Python floats.
-    """
-    value = _scalar(value)
-    if isinstance(value, (np.ndarray, jax.Array)):
-        _check_array(name, value, "real")
-        if not is_traced(value):
-            values = np.asarray(value).astype(np.float64)
-            bad = ~np.isfinite(values) | ((values <= 0) if positive else False)
-            if bad.any():
-                need = "finite and > 0" if positive else "finite"
-                raise ValueError(
-                    f"{name} must be {need}, got {_first_bad(values, bad)!r} in "
-                    f"{_describe(value)}"
-                )
-        return value
-    if not is_float_scalar(value):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (numbers.Real, np.integer)
-        ):
-            raise TypeError(f"{name} must be a real number, got {_describe(value)}")
-        try:
-            value = float(value)
-        except OverflowError:
-            raise ValueError(f"{name} must be finite, got {preview(value)}") from None
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if positive and not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return value
-
-
-def is_float_scalar(value: Any) -> bool:
-    """Whether `value` is a NumPy float scalar (ml_dtypes such as bfloat16 too)."""
-    return isinstance(value, np.generic) and jnp.issubdtype(value.dtype, jnp.floating)
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """Returns `value` as a Python bool; refuses anything that is not a bool."""
-    value = _scalar(value)
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {_describe(value)}")
-    return bool(value)
-
-
-def check_name(value: Any) -> str | None:
-    """Returns the schedule's name: a str, or None as TF 2 configs write it."""
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"name must be a str or None, got {_describe(value)}")
-    return value
-
-
-def check_arguments(
-    initial_learning_rate: Any,
-    decay_steps: Any,
-    decay_rate: Any,
-    staircase: Any,
-    transition_begin: Any,
-    end_learning_rate: Any,
-) -> dict[str, Any]:
-    """Validates the schedule's arguments; returns them in normal form, by name."""
-    return {
-        "initial_learning_rate": check_real(
-            "initial_learning_rate", initial_learning_rate
-        ),
-        "decay_steps": check_integer(
-            "decay_steps", decay_steps, minimum=1, maximum=_INT64_MAX
-        ),
-        "decay_rate": check_real("decay_rate", decay_rate, positive=True),
-        "staircase": check_bool("staircase", staircase),
-        "transition_begin": check_integer(
-            "transition_begin", transition_begin, minimum=0, maximum=_INT64_MAX
-        ),
-        "end_learning_rate": None
-        if end_learning_rate is None
-        else check_real("end_learning_rate", end_learning_rate),
-    }
 
 
 # ---------------------------------------------------------------------------

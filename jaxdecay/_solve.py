@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxdecay import _schedule
+from jaxdecay import _validation
 
 # Decimal digits for the host computation: float64 needs 17, the margin keeps the
 # final rounding to float64 correct in all but astronomically rare cases.
@@ -79,26 +79,26 @@ def decay_rate_for(
         transition_begin=transition_begin,
         end_learning_rate=end_learning_rate,
     )
-    initial = _schedule.check_real(
+    initial = _validation.check_real(
         "initial_learning_rate", initial_learning_rate, positive=True
     )
-    final = _schedule.check_real(
+    final = _validation.check_real(
         "final_learning_rate", final_learning_rate, positive=True
     )
-    total = _schedule.check_integer(
-        "total_steps", total_steps, minimum=0, maximum=_schedule._INT64_MAX
+    total = _validation.check_integer(
+        "total_steps", total_steps, minimum=0, maximum=_validation.INT64_MAX
     )
-    steps_per_decay = _schedule.check_integer(
-        "decay_steps", decay_steps, minimum=1, maximum=_schedule._INT64_MAX
+    steps_per_decay = _validation.check_integer(
+        "decay_steps", decay_steps, minimum=1, maximum=_validation.INT64_MAX
     )
-    stairs = _schedule.check_bool("staircase", staircase)
-    begin = _schedule.check_integer(
-        "transition_begin", transition_begin, minimum=0, maximum=_schedule._INT64_MAX
+    stairs = _validation.check_bool("staircase", staircase)
+    begin = _validation.check_integer(
+        "transition_begin", transition_begin, minimum=0, maximum=_validation.INT64_MAX
     )
     bound = (
         None
         if end_learning_rate is None
-        else _schedule.check_real("end_learning_rate", end_learning_rate)
+        else _validation.check_real("end_learning_rate", end_learning_rate)
     )
     elapsed = total - begin
     if elapsed <= 0:
@@ -108,6 +108,25 @@ def decay_rate_for(
             "learning rate up to transition_begin"
         )
 
+    exact_rate = _exact_rate(initial, final, total, begin, steps_per_decay, stairs)
+    rate = float(exact_rate)  # correctly rounded
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(
+            f"no finite float64 decay_rate > 0 takes initial_learning_rate="
+            f"{float(initial)!r} to final_learning_rate={float(final)!r} at "
+            f"total_steps={total!r} with decay_steps={steps_per_decay!r}: the exact "
+            f"rate is {exact_rate:.6e}"
+        )
+    if bound is not None:
+        _check_bound(rate, bound, final)
+    return rate
+
+
+def _exact_rate(
+    initial: Any, final: Any, total: int, begin: int, steps_per_decay: int, stairs: bool
+) -> decimal.Decimal:
+    """The exact decay rate, in 40-digit decimal arithmetic."""
+    elapsed = total - begin
     with decimal.localcontext() as context:
         context.prec = _DIGITS
         # Decimal(float) is exact, ln and exp are correctly rounded.
@@ -126,34 +145,29 @@ def decay_rate_for(
             exact_rate = (log_ratio / whole_stairs).exp()
         else:
             exact_rate = (log_ratio * steps_per_decay / elapsed).exp()
-    rate = float(exact_rate)  # correctly rounded
-    if not (math.isfinite(rate) and rate > 0):
+    return exact_rate
+
+
+def _check_bound(rate: float, bound: Any, final: Any) -> None:
+    """Refuses an end_learning_rate that stops the schedule before the final rate."""
+    # The schedule clips at end_learning_rate: a floor when the rate is < 1, a
+    # ceiling otherwise; past it, the final learning rate is never reached.
+    if rate < 1 and bound > final:
         raise ValueError(
-            f"no finite float64 decay_rate > 0 takes initial_learning_rate="
-            f"{float(initial)!r} to final_learning_rate={float(final)!r} at "
-            f"total_steps={total!r} with decay_steps={steps_per_decay!r}: the exact "
-            f"rate is {exact_rate:.6e}"
+            f"end_learning_rate={float(bound)!r} is a floor above "
+            f"final_learning_rate={float(final)!r}: the schedule would stop there"
         )
-    if bound is not None:
-        # The schedule clips at end_learning_rate: a floor when the rate is < 1, a
-        # ceiling otherwise; past it, the final learning rate is never reached.
-        if rate < 1 and bound > final:
-            raise ValueError(
-                f"end_learning_rate={float(bound)!r} is a floor above "
-                f"final_learning_rate={float(final)!r}: the schedule would stop there"
-            )
-        if rate >= 1 and bound < final:
-            raise ValueError(
-                f"end_learning_rate={float(bound)!r} is a ceiling below "
-                f"final_learning_rate={float(final)!r}: the schedule would stop there"
-            )
-    return rate
+    if rate >= 1 and bound < final:
+        raise ValueError(
+            f"end_learning_rate={float(bound)!r} is a ceiling below "
+            f"final_learning_rate={float(final)!r}: the schedule would stop there"
+        )
 
 
 def _check_scalars(**values: Any) -> None:
     """The solve runs on the host, in decimal: one concrete number per argument."""
     for name, value in values.items():
-        if _schedule.is_traced(value):
+        if _validation.is_traced(value):
             raise TypeError(
                 f"{name} must be a concrete number, got a traced value: the decay "
                 "rate is solved on the host, outside jit"

@@ -1,5 +1,6 @@
 """The public surface: names, version and typing marker."""
 
+import ast
 import importlib.resources
 import pathlib
 import re
@@ -46,3 +47,88 @@ def test_metadata_links_the_docs_and_issues_and_states_maturity():
     for key in ("Documentation", "Source", "Issues"):
         assert re.search(rf'^{key} = "https://', urls, flags=re.MULTILINE), key
     assert re.search(r'"Development Status :: \d - \w+', project)
+
+
+# ---------------------------------------------------------------------------
+# The shape of the package: modules share public names only, functions stay short.
+# ---------------------------------------------------------------------------
+
+PACKAGE = pathlib.Path(jaxdecay.__file__).parent
+MODULES = sorted(PACKAGE.glob("*.py"))
+MAX_CODE_LINES = 60
+# _exact.py is the exact kernel, kept as benchmarked; its `prepare` is one derivation.
+LONG_FUNCTIONS_ALLOWED = {("_exact.py", "prepare")}
+
+
+def _private_imports(tree):
+    """`from jaxdecay._x import _name` and `_x._name` for a jaxdecay module `_x`."""
+    modules = {path.stem for path in MODULES}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "jaxdecay."
+        ):
+            found += [a.name for a in node.names if a.name.startswith("_")]
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and node.attr.startswith("_")
+        ):
+            found.append(f"{node.value.id}.{node.attr}")
+    return found
+
+
+def _code_lines(source_lines, function):
+    """Lines of `function` that hold code: no blank, comment or docstring lines."""
+    skip = set()
+    first = function.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+        skip = set(range(first.lineno, first.end_lineno + 1))
+    return sum(
+        1
+        for number in range(function.lineno, function.end_lineno + 1)
+        if number not in skip
+        and source_lines[number - 1].strip()
+        and not source_lines[number - 1].strip().startswith("#")
+    )
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda path: path.name)
+def test_no_module_uses_another_modules_private_names(path):
+    assert _private_imports(ast.parse(path.read_text())) == []
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda path: path.name)
+def test_no_function_is_longer_than_60_lines_of_code(path):
+    source = path.read_text()
+    lines = source.splitlines()
+    long = [
+        (node.name, _code_lines(lines, node))
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and (path.name, node.name) not in LONG_FUNCTIONS_ALLOWED
+        and _code_lines(lines, node) > MAX_CODE_LINES
+    ]
+    assert long == []
+
+
+def test_the_guards_see_what_they_guard():
+    """The checks above would catch a private import and a long function."""
+    tree = ast.parse("from jaxdecay._json import _Refused\nx = _schedule._ONE\n")
+    assert _private_imports(tree) == ["_Refused", "_schedule._ONE"]
+    body = "\n".join(f"    x{i} = {i}" for i in range(61))
+    function = ast.parse(f"def f():\n    '''Doc.'''\n    # why\n{body}\n").body[0]
+    assert (
+        _code_lines(
+            f"def f():\n    '''Doc.'''\n    # why\n{body}\n".splitlines(), function
+        )
+        == 62
+    )
+
+
+def test_the_pytree_leaves_are_the_programs_numbers():
+    """The leaves read from the fields' roles are the numbers the program packs."""
+    from jaxdecay import _config, _schedule
+
+    assert _config.LEAVES == _schedule.NUMBERS

@@ -56,8 +56,6 @@ def test_metadata_links_the_docs_and_issues_and_states_maturity():
 PACKAGE = pathlib.Path(jaxdecay.__file__).parent
 MODULES = sorted(PACKAGE.glob("*.py"))
 MAX_CODE_LINES = 60
-# _exact.py is the exact kernel, kept as benchmarked; its `prepare` is one derivation.
-LONG_FUNCTIONS_ALLOWED = {("_exact.py", "prepare")}
 
 
 def _private_imports(tree):
@@ -107,7 +105,6 @@ def test_no_function_is_longer_than_60_lines_of_code(path):
         (node.name, _code_lines(lines, node))
         for node in ast.walk(ast.parse(source))
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-        and (path.name, node.name) not in LONG_FUNCTIONS_ALLOWED
         and _code_lines(lines, node) > MAX_CODE_LINES
     ]
     assert long == []

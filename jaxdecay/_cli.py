@@ -22,15 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxdecay
-from jaxdecay import _interop, _json, _solve, _validation
+from jaxdecay import _interop, _json, _plot, _solve, _validation
 
 _PROG = "jaxdecay"
 _MAX_CONFIG_BYTES = 1 << 20
 # Beyond this many stairs a plot samples them evenly: a figure is ~600 pixels wide.
-_MAX_STAIRS = 10_000
-_CURVE_POINTS = 4_000
-_FORMATS = _interop.FORMATS
-_FIGURE_SIZE = (6.4, 4.0)  # inches; at --dpi 100, a 640 x 400 PNG
 _SUFFIXES = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9}
 
 
@@ -161,7 +157,7 @@ def _add_plot(commands: Any) -> None:
         default=None,
         help="report each stage on stderr (default: when stderr is a terminal)",
     )
-    plot.set_defaults(command=_plot)
+    plot.set_defaults(command=_plot_command)
 
 
 def _add_convert(commands: Any) -> None:
@@ -209,7 +205,7 @@ def _add_solve(commands: Any) -> None:
 def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--to",
-        choices=_FORMATS,
+        choices=_interop.FORMATS,
         default="jaxdecay",
         help="the output format (default: jaxdecay)",
     )
@@ -372,15 +368,7 @@ def _table(steps: Sequence[int], values: np.ndarray) -> str:
 # ---------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _Curve:
-    steps: np.ndarray
-    values: np.ndarray
-    staircase: bool
-    label: str
-
-
-def _plot(args: argparse.Namespace) -> int:
+def _plot_command(args: argparse.Namespace) -> int:
     progress = _Progress(
         sys.stderr.isatty() if args.progress is None else args.progress
     )
@@ -396,17 +384,17 @@ def _plot(args: argparse.Namespace) -> int:
         raise ValueError(f"--dpi must be >= 1, got {args.dpi}")
     curves = []
     for source in sources:
-        steps, note = plot_grid(source.schedule, end, log_steps=args.log_steps)
+        steps, note = _plot.plot_grid(source.schedule, end, log_steps=args.log_steps)
         if note is not None:
             print(f"{_PROG}: note: {source.label}: {note}", file=sys.stderr)
         progress(f"{source.label}: evaluating the schedule at {steps.size} steps")
         values = _evaluate(source.schedule, steps)
-        label = _formula(source.schedule)
+        label = _plot.formula(source.schedule)
         if len(sources) > 1:
             label = f"{source.label}: {label}"
-        curves.append(_Curve(steps, values, source.schedule.staircase, label))
+        curves.append(_plot.Curve(steps, values, source.schedule.staircase, label))
     progress("drawing")
-    figure = draw(curves, log=args.log, log_steps=args.log_steps, dpi=args.dpi)
+    figure = _plot.draw(curves, log=args.log, log_steps=args.log_steps, dpi=args.dpi)
     progress(f"writing {args.output}")
     figure.savefig(args.output)
     progress("done")
@@ -438,112 +426,6 @@ class _Progress:
         if self.enabled:
             elapsed = time.perf_counter() - self.start
             print(f"{_PROG}: [{elapsed:6.2f} s] {message}", file=sys.stderr)
-
-
-def plot_grid(
-    schedule: jaxdecay.ExponentialDecay, end: int, *, log_steps: bool = False
-) -> tuple[np.ndarray, str | None]:
-    """The steps at which to evaluate `schedule` to draw it from 0 (or 1) to `end`.
-
-    A staircase is drawn exactly from the steps on both sides of each stair edge,
-    `transition_begin + k * decay_steps - 1` and `+ k * decay_steps`, whatever
-    `end` is: 10**8 steps of stairs of 1000 are 2 * 10**5 points. Beyond 10**4 stairs
-    (more than a figure's pixels) they are sampled evenly, and the note says so.
-    A continuous curve gets 4,000 points, log-spaced for a logarithmic step axis,
-    plus the steps where its formula changes.
-
-    Returns:
-      The sorted, unique int64 steps, and a note for the user or None.
-    """
-    start = 1 if log_steps else 0
-    if end <= start:
-        raise ValueError(f"the last step drawn must be > {start}, got {end}")
-    begin, decay_steps = schedule.transition_begin, schedule.decay_steps
-    note = None
-    fixed = np.array([start, end, min(max(begin, start), end)], dtype=np.int64)
-    if schedule.staircase:
-        stairs = max(end - begin, 0) // decay_steps
-        if stairs > _MAX_STAIRS:
-            chosen = np.linspace(1, stairs, _MAX_STAIRS).round().astype(np.int64)
-            stair_numbers = np.unique(chosen)
-            note = (
-                f"{stairs} stairs up to step {end}: drawing {stair_numbers.size} of "
-                "them, evenly spaced"
-            )
-        else:
-            stair_numbers = np.arange(1, stairs + 1, dtype=np.int64)
-        edges = begin + stair_numbers * decay_steps
-        grid = np.concatenate([fixed, edges - 1, edges])
-    else:
-        spaced = (
-            np.geomspace(start, end, _CURVE_POINTS)
-            if log_steps
-            else np.linspace(start, end, _CURVE_POINTS)
-        )
-        grid = np.concatenate([fixed, fixed + 1, spaced.round().astype(np.int64)])
-    grid = grid[(grid >= start) & (grid <= end)]
-    return np.unique(grid), note
-
-
-def draw(
-    curves: Sequence[_Curve], *, log: bool, log_steps: bool, dpi: int = 100
-) -> Any:
-    """Returns a matplotlib `Figure` of the curves (Agg canvas, no pyplot state)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import EngFormatter
-    except ImportError as error:
-        raise _interop.missing_extra("matplotlib", "plot") from error
-
-    figure = Figure(figsize=_FIGURE_SIZE, dpi=dpi, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for number, curve in enumerate(curves):
-        axes.plot(
-            curve.steps,
-            curve.values,
-            drawstyle="steps-post" if curve.staircase else "default",
-            linestyle="-" if number == 0 else "--",
-            linewidth=1.6,
-            label=curve.label,
-        )
-    axes.set_xlabel("step")
-    axes.set_ylabel("learning rate")
-    if log:
-        axes.set_yscale("log")
-    if log_steps:
-        axes.set_xscale("log")
-    else:
-        axes.xaxis.set_major_formatter(EngFormatter(sep=""))  # 100k, 1M
-    low = min(int(curve.steps[0]) for curve in curves)
-    high = max(int(curve.steps[-1]) for curve in curves)
-    axes.set_xlim(low, high)
-    axes.grid(True, which="major", alpha=0.3)
-    if len(curves) > 1:
-        axes.legend(fontsize="small")
-    else:
-        axes.set_title(curves[0].label, fontsize="medium")
-    return figure
-
-
-def _formula(schedule: jaxdecay.ExponentialDecay) -> str:
-    """The schedule as a Python expression of `step`, for titles and legends."""
-    elapsed = (
-        "step"
-        if schedule.transition_begin == 0
-        else f"(step - {schedule.transition_begin})"
-    )
-    division = "//" if schedule.staircase else "/"
-    text = (
-        f"{float(schedule.initial_learning_rate):.6g} * "
-        f"{float(schedule.decay_rate):.6g} ** ({elapsed} {division} "
-        f"{schedule.decay_steps})"
-    )
-    if schedule.end_learning_rate is not None:
-        bound = "max" if float(schedule.decay_rate) < 1 else "min"
-        text = f"{bound}({float(schedule.end_learning_rate):.6g}, {text})"
-    return text
 
 
 # ---------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import jaxdecay
-from jaxdecay import _cli
+from jaxdecay import _cli, _interop, _plot
 from jaxdecay._solve import decay_rate_for
 
 # 0.1 * 0.5 ** k: every expected learning rate below is worked by hand from this.
@@ -393,7 +393,7 @@ def test_bad_files_and_streams(cli, tmp_path, monkeypatch):
 
 def test_staircase_grid_keeps_every_stair_edge():
     schedule = jaxdecay.ExponentialDecay(0.1, 1000, 0.5, True, transition_begin=250)
-    steps, note = _cli.plot_grid(schedule, 10_000)
+    steps, note = _plot.plot_grid(schedule, 10_000)
     assert note is None
     edges = [250 + k * 1000 for k in range(1, 10)]
     expected = sorted({0, 250, 10_000} | set(edges) | {edge - 1 for edge in edges})
@@ -402,7 +402,7 @@ def test_staircase_grid_keeps_every_stair_edge():
 
 def test_staircase_grid_samples_beyond_ten_thousand_stairs():
     schedule = jaxdecay.ExponentialDecay(0.1, 10, 0.999, staircase=True)
-    steps, note = _cli.plot_grid(schedule, 10**8)
+    steps, note = _plot.plot_grid(schedule, 10**8)
     assert "10000000 stairs" in note
     assert "drawing 10000" in note
     assert steps.size <= 2 * 10_000 + 3
@@ -415,18 +415,18 @@ def test_staircase_grid_samples_beyond_ten_thousand_stairs():
 
 def test_continuous_grid_is_linear_or_log_spaced():
     schedule = jaxdecay.ExponentialDecay(0.1, 1000, 0.5, transition_begin=777)
-    linear, note = _cli.plot_grid(schedule, 10**8)
+    linear, note = _plot.plot_grid(schedule, 10**8)
     assert note is None
     assert 3_990 <= linear.size <= 4_010
     assert {0, 777, 778, 10**8} <= set(linear.tolist())
-    log, _ = _cli.plot_grid(schedule, 10**8, log_steps=True)
+    log, _ = _plot.plot_grid(schedule, 10**8, log_steps=True)
     assert log[0] == 1
     # Log-spaced: every step of the first decades, and as many points per decade
     # above them.
     assert set(range(1, 101)) <= set(log.tolist())
     per_decade = [((log >= 10**k) & (log < 10 ** (k + 1))).sum() for k in (4, 5, 6, 7)]
     assert max(per_decade) - min(per_decade) <= 2, per_decade
-    short, _ = _cli.plot_grid(schedule, 100)
+    short, _ = _plot.plot_grid(schedule, 100)
     assert short.tolist() == list(range(101))  # fewer steps than points: every step
 
 
@@ -437,10 +437,10 @@ def test_draw_uses_stairs_labels_and_log_scales():
     ]
     curves = []
     for schedule in schedules:
-        steps, _ = _cli.plot_grid(schedule, 10_000, log_steps=True)
+        steps, _ = _plot.plot_grid(schedule, 10_000, log_steps=True)
         values = _cli._evaluate(schedule, steps)
-        curves.append(_cli._Curve(steps, values, schedule.staircase, "x"))
-    figure = _cli.draw(curves, log=True, log_steps=True)
+        curves.append(_plot.Curve(steps, values, schedule.staircase, "x"))
+    figure = _plot.draw(curves, log=True, log_steps=True)
     (axes,) = figure.axes
     stairs, smooth = axes.get_lines()
     assert stairs.get_drawstyle() == "steps-post"
@@ -452,13 +452,13 @@ def test_draw_uses_stairs_labels_and_log_scales():
 
 
 def test_formula_names_the_schedule():
-    assert _cli._formula(jaxdecay.ExponentialDecay(0.1, 1000, 0.5, True)) == (
+    assert _plot.formula(jaxdecay.ExponentialDecay(0.1, 1000, 0.5, True)) == (
         "0.1 * 0.5 ** (step // 1000)"
     )
     schedule = jaxdecay.ExponentialDecay(
         0.1, 10, 0.5, transition_begin=5, end_learning_rate=0.01
     )
-    assert _cli._formula(schedule) == "max(0.01, 0.1 * 0.5 ** ((step - 5) / 10))"
+    assert _plot.formula(schedule) == "max(0.01, 0.1 * 0.5 ** ((step - 5) / 10))"
 
 
 def test_plot_of_a_hundred_million_steps_takes_seconds(cli, tmp_path):
@@ -568,7 +568,9 @@ def test_convert_round_trips_through_every_format(cli, tmp_path, to):
 
 
 def test_convert_shapes(cli, stairs_file):
-    outputs = {to: cli("convert", stairs_file, "--to", to)[1] for to in _cli._FORMATS}
+    outputs = {
+        to: cli("convert", stairs_file, "--to", to)[1] for to in _interop.FORMATS
+    }
     schedule = jaxdecay.ExponentialDecay.from_config(STAIRS)
     assert outputs["jaxdecay"] == schedule.to_json() + "\n"
     assert json.loads(outputs["keras"]) == jaxdecay.serialize(schedule)
@@ -811,7 +813,7 @@ def test_evaluate_is_one_vectorized_call():
         shapes.append(step.shape)
         return schedule(step)
 
-    steps, _ = _cli.plot_grid(schedule, 10**8)
+    steps, _ = _plot.plot_grid(schedule, 10**8)
     values = _cli._evaluate(recording_schedule, steps)
     assert shapes == [steps.shape]
     np.testing.assert_array_equal(values[:3], np.array([0.1, 0.1, 0.05], values.dtype))

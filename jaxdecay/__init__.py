@@ -1,5 +1,7 @@
 """Keras' ExponentialDecay learning-rate schedule, exact and jit-able in JAX."""
 
+# Imported for its effect: registers ExponentialDecay with jax.export.
+from jaxdecay import _export as _export
 from jaxdecay._config import ExponentialDecay as ExponentialDecay
 from jaxdecay._config import deserialize as deserialize
 from jaxdecay._config import serialize as serialize

@@ -1,43 +1,42 @@
-"""Checkpoint a training run and resume it in a new process, exactly.
+"""Checkpoint a sharded training run with orbax and resume it in a new process, exactly.
 
-The checkpoint is the params and the optimizer state (whose step count is where the
-schedule resumes) in a NumPy `.npz` file, and the step and the schedule's JSON config
-(`to_json()`) in `checkpoint.json`. A resumed run rebuilds the schedule and the
-optimizer from that JSON and fills the optimizer's state structure with the arrays,
-refusing any missing, extra or mis-shaped one. Under `JAX_ENABLE_X64=1` the step
-count is int64, as a run past 2**31 - 1 steps needs.
-
-Run:
+The state (params, optimizer state, and the schedule's config, a pytree) lives on 8
+CPU devices. orbax saves its arrays, and the step and config as JSON, which a resumed
+run reads first: they give the structure to restore the arrays into. With the
+`checkpoint` extra:
     python examples/resume_training.py --steps 12 --save /tmp/ckpt
     python examples/resume_training.py --steps 20 --resume /tmp/ckpt
 """
 
-from __future__ import annotations
+import os
+
+# Before jax is imported: the CPU backend reads it when it starts.
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=8"
 
 import argparse
-import json
-import os
-import shutil
-import tempfile
+import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import jaxdecay
 
 FEATURES, HIDDEN, BATCH_SIZE, NUM_BATCHES = 8, 16, 32, 3
+MESH = Mesh(np.array(jax.devices()[:8]).reshape(4, 2), ("data", "model"))
+PARAM_SPECS = {"w1": P(None, "model"), "b1": P("model"), "w2": P("model"), "b2": P()}
+make_optimizer = functools.partial(optax.sgd, momentum=0.9)  # schedule -> optimizer
 
 
-def make_optimizer(schedule: jaxdecay.ExponentialDecay) -> Any:
-    return optax.sgd(learning_rate=schedule, momentum=0.9)
-
-
-def init(optimizer: Any) -> tuple[dict[str, jax.Array], Any]:
-    """The initial params and state; optax stops its int32 count at 2**31 - 1, so
-    under x64 the count is int64 (safe_increment keeps its dtype)."""
+def init(schedule: jaxdecay.ExponentialDecay) -> dict[str, Any]:
+    """optax stops an int32 count at 2**31 - 1: under x64 the count is int64."""
     rng = np.random.default_rng(1)
     params = {
         "w1": rng.standard_normal((FEATURES, HIDDEN)) / np.sqrt(FEATURES),
@@ -46,21 +45,27 @@ def init(optimizer: Any) -> tuple[dict[str, jax.Array], Any]:
         "b2": np.zeros(1),
     }
     params = {name: jnp.asarray(value, float) for name, value in params.items()}
-    state = optimizer.init(params)
+    opt_state = make_optimizer(schedule).init(params)
     if jax.config.jax_enable_x64:
-        state = optax.tree_utils.tree_set(state, count=jnp.zeros([], jnp.int64))
-    return params, state
+        opt_state = optax.tree_utils.tree_set(opt_state, count=jnp.zeros([], "int64"))
+    return {"params": params, "opt_state": opt_state, "schedule": schedule}
+
+
+def sharding(path: Any, leaf: Any) -> Any:
+    """`leaf` (or its shape) on the mesh: params and momentum split, others not."""
+    where = NamedSharding(MESH, PARAM_SPECS.get(getattr(path[-1], "key", ""), P()))
+    if isinstance(leaf, jax.ShapeDtypeStruct):
+        return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where)
+    return jax.device_put(leaf, where)
 
 
 def make_batches() -> list[tuple[jax.Array, jax.Array]]:
-    """Step k trains on batch k % NUM_BATCHES: a resumed run sees the same data."""
+    """Step k trains on batch k % NUM_BATCHES, rows split over 'data'."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((NUM_BATCHES, BATCH_SIZE, FEATURES))
     y = np.sin(x[..., :1]) + 0.1 * x[..., 1:2]
-    return [
-        (jnp.asarray(a, float), jnp.asarray(b, float))
-        for a, b in zip(x, y, strict=True)
-    ]
+    pairs = zip(jnp.asarray(x, float), jnp.asarray(y, float), strict=True)
+    return [jax.device_put(pair, NamedSharding(MESH, P("data"))) for pair in pairs]
 
 
 def loss_fn(params: Any, x: jax.Array, y: jax.Array) -> jax.Array:
@@ -68,47 +73,45 @@ def loss_fn(params: Any, x: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.mean((hidden @ params["w2"] + params["b2"] - y) ** 2)
 
 
-def flatten(tree: Any) -> dict[str, Any]:
-    """Leaves by a readable key, e.g. `['opt_state'][0].trace['w1']`."""
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {jax.tree_util.keystr(path): leaf for path, leaf in leaves}
+def checkpointer() -> ocp.Checkpointer:
+    """orbax saves to a temporary folder, then renames it: a killed save is no save."""
+    return ocp.Checkpointer(
+        ocp.CompositeCheckpointHandler(
+            state=ocp.StandardCheckpointHandler(), metadata=ocp.JsonCheckpointHandler()
+        )
+    )
 
 
-def save(directory: str, step: int, schedule: Any, params: Any, state: Any) -> None:
-    """Writes next to `directory`, then renames into place: a run killed while
-    saving leaves the previous checkpoint whole."""
-    temporary = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(directory)))
-    tree = {"params": params, "opt_state": state}
-    arrays = {key: np.asarray(value) for key, value in flatten(tree).items()}
-    np.savez(os.path.join(temporary, "arrays.npz"), **arrays)
-    # to_json() writes floats that read back bit for bit.
-    metadata = {"step": step, "schedule": json.loads(schedule.to_json())}
-    with open(os.path.join(temporary, "checkpoint.json"), "w") as file:
-        json.dump(metadata, file, indent=2)
-    shutil.rmtree(directory, ignore_errors=True)
-    os.replace(temporary, directory)
+def save(directory: str, step: int, schedule: Any, state: Any) -> None:
+    meta = ocp.args.JsonSave({"step": step, "schedule": jaxdecay.serialize(schedule)})
+    items = ocp.args.Composite(state=ocp.args.StandardSave(state), metadata=meta)
+    with checkpointer() as saver:
+        saver.save(os.path.abspath(directory), args=items, force=True)
 
 
-def restore(directory: str) -> tuple[int, jaxdecay.ExponentialDecay, Any, Any]:
-    """The step, the schedule, the params and the optimizer state."""
-    with open(os.path.join(directory, "checkpoint.json")) as file:
-        metadata = json.load(file)
-    schedule = jaxdecay.deserialize(metadata["schedule"])
-    shapes = jax.eval_shape(lambda: init(make_optimizer(schedule)))
-    like = {"params": shapes[0], "opt_state": shapes[1]}
-    with np.load(os.path.join(directory, "arrays.npz"), allow_pickle=False) as file:
-        stored = dict(file)
-    leaves = []
-    for key, leaf in flatten(like).items():
-        value = stored.pop(key, None)
-        if value is None or (value.shape, value.dtype) != (leaf.shape, leaf.dtype):
-            found = "missing" if value is None else f"{value.dtype}{list(value.shape)}"
-            raise ValueError(f"{directory}: {key} is {found}, expected {leaf}")
-        leaves.append(jnp.asarray(value))
-    if stored:
-        raise ValueError(f"{directory}: unexpected arrays {sorted(stored)}")
-    restored = jax.tree.unflatten(jax.tree.structure(like), leaves)
-    return metadata["step"], schedule, restored["params"], restored["opt_state"]
+def names(path: Any) -> tuple[str, ...]:
+    """A path by its keys: orbax keeps tuples as lists, namedtuples as dicts."""
+    keys = (getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path)
+    return tuple(map(str, keys))
+
+
+def restore(directory: str) -> tuple[int, jaxdecay.ExponentialDecay, Any]:
+    """The step, the schedule and the state, on the shardings of a new run."""
+    path, flatten = os.path.abspath(directory), jax.tree_util.tree_flatten_with_path
+    with checkpointer() as restorer:
+        read = ocp.args.Composite(metadata=ocp.args.JsonRestore())
+        metadata = restorer.restore(path, args=read)["metadata"]
+        schedule = jaxdecay.deserialize(metadata["schedule"])
+        like = jax.eval_shape(lambda: init(schedule))
+        stored = flatten(restorer.metadata(path).item_metadata["state"])[0]
+        arrays = {names(key): (leaf.shape, leaf.dtype) for key, leaf in stored}
+        for key, leaf in flatten(like)[0]:
+            if (found := arrays.get(names(key), "missing")) != (leaf.shape, leaf.dtype):
+                where = jax.tree_util.keystr(key)
+                raise ValueError(f"{directory}: {where} is {found}, expected {leaf}")
+        target = jax.tree_util.tree_map_with_path(sharding, like)
+        read = ocp.args.Composite(state=ocp.args.StandardRestore(target))
+        return metadata["step"], schedule, restorer.restore(path, args=read)["state"]
 
 
 def main() -> None:
@@ -118,29 +121,29 @@ def main() -> None:
     parser.add_argument("--save", metavar="DIR", help="save the end to DIR")
     args = parser.parse_args()
     if args.resume:
-        start, schedule, params, state = restore(args.resume)
+        start, schedule, state = restore(args.resume)
         print(f"resumed at step {start} from {args.resume}: {schedule}")
     else:
         start, schedule = 0, jaxdecay.ExponentialDecay(0.1, 5, decay_rate=0.6)
-        params, state = init(make_optimizer(schedule))
-    optimizer = make_optimizer(schedule)
+        state = jax.tree_util.tree_map_with_path(sharding, init(schedule))
 
     @jax.jit
-    def train_step(params: Any, state: Any, x: jax.Array, y: jax.Array) -> Any:
-        # The count before the update is the step optax evaluates the schedule at.
-        learning_rate = schedule(optax.tree_utils.tree_get(state, "count"))
+    def train_step(state: Any, x: jax.Array, y: jax.Array) -> Any:
+        schedule = state["schedule"]  # an argument: its numbers are data
+        params, opt_state = state["params"], state["opt_state"]
+        learning_rate = jaxdecay.current_learning_rate(schedule, opt_state)
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-        updates, state = optimizer.update(grads, state, params)
-        return optax.apply_updates(params, updates), state, loss, learning_rate
+        updates, opt_state = make_optimizer(schedule).update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return dict(state, params=params, opt_state=opt_state), loss, learning_rate
 
     batches = make_batches()
     for k in range(start, args.steps):
-        x, y = batches[k % NUM_BATCHES]
-        params, state, loss, learning_rate = train_step(params, state, x, y)
+        state, loss, learning_rate = train_step(state, *batches[k % NUM_BATCHES])
         print(f"step={k} lr={learning_rate!s} loss={loss!s}")  # text that reads back
     if args.save:
-        save(args.save, max(start, args.steps), schedule, params, state)
-        print(f"saved step {max(start, args.steps)} to {args.save}")
+        save(args.save, end := max(start, args.steps), schedule, state)
+        print(f"saved step {end} to {args.save}")
 
 
 if __name__ == "__main__":

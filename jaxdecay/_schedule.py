@@ -54,13 +54,11 @@ def to_words(value: Any) -> Words:
     """`value` (an int, an integer array, or `Words`) as `Words`."""
     if isinstance(value, Words):
         return value
-    if isinstance(value, int):
-        return Words(np.int32(value >> 32), np.uint32(value & 0xFFFFFFFF))
-    if isinstance(value, (np.integer, np.ndarray)):
+    if isinstance(value, (int, np.integer, np.ndarray)):
+        # Arrays, never NumPy scalars: checkpointers (orbax) take arrays only.
         wide = np.asarray(value, np.int64)
-        return Words(
-            (wide >> 32).astype(np.int32), (wide & 0xFFFFFFFF).astype(np.uint32)
-        )
+        high, low = np.asarray(wide >> 32, np.int32), np.asarray(wide & 0xFFFFFFFF)
+        return Words(high, low.astype(np.uint32))
     array = jnp.asarray(value)
     if array.dtype.itemsize <= 4:
         return Words(jnp.zeros(array.shape, jnp.int32), array.astype(jnp.uint32))

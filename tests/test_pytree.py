@@ -31,6 +31,8 @@ def test_leaves_are_the_numbers_and_the_rest_is_static():
     # end_learning_rate=None has no leaf.
     assert leaves == [0.1, 2**8, 1000, 0.5, 0, 7]
     assert [np.asarray(leaf).dtype for leaf in leaves[1:3]] == [np.int32, np.uint32]
+    # Arrays, not NumPy scalars, which orbax's StandardSave (before 0.12) refuses.
+    assert all(type(leaf) is np.ndarray for leaf in leaves[1:3] + leaves[4:])
     rebuilt = jax.tree.unflatten(treedef, leaves)
     assert rebuilt == config
     other = jax.tree.structure(dataclasses.replace(config, staircase=False))

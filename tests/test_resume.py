@@ -1,16 +1,16 @@
 """Checkpoint and resume: a run stopped at step N and resumed in a new process goes on
 exactly as the uninterrupted run; and the optimizer's step counter near 2**31.
 
-The runs are `examples/resume_training.py` processes: an uninterrupted run of
-STEPS steps and a run of STOP_AT steps side by side, then a new process that resumes
-from the second one's checkpoint. Each logs `step=<k> lr=<lr> loss=<loss>` with
-values in their dtype's shortest round-trip text (equal text, equal bits) and saves
-its final state.
+The runs are `examples/resume_training.py` processes, each on 8 CPU devices: an
+uninterrupted run of STEPS steps and a run of STOP_AT steps side by side, then a new
+process that resumes from the second one's orbax checkpoint. Each logs
+`step=<k> lr=<lr> loss=<loss>` with values in their dtype's shortest round-trip text
+(equal text, equal bits) and saves its final state, which this process reads back
+with orbax as NumPy arrays.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +60,7 @@ def step_lines(stdout: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
+    pytest.importorskip("orbax.checkpoint")
     directory = tmp_path_factory.mktemp("resume")
     full = start(f"--steps={STEPS}", f"--save={directory / 'full'}")
     first = start(f"--steps={STOP_AT}", f"--save={directory / 'stopped'}")
@@ -81,10 +82,34 @@ def runs(tmp_path_factory):
     return results
 
 
+def checkpointer():
+    import orbax.checkpoint as ocp
+
+    handler = ocp.CompositeCheckpointHandler(
+        state=ocp.StandardCheckpointHandler(), metadata=ocp.JsonCheckpointHandler()
+    )
+    return ocp, ocp.Checkpointer(handler)
+
+
+def load_state(directory: Path) -> tuple[dict, dict]:
+    """The step and config, and the state as NumPy arrays in orbax's nesting: tuples
+    as lists, namedtuples and the config as dicts."""
+    ocp, reader = checkpointer()
+    with reader:
+        read = ocp.args.Composite(metadata=ocp.args.JsonRestore())
+        metadata = reader.restore(directory, args=read)["metadata"]
+        stored = reader.metadata(directory).item_metadata["state"].tree
+        like = jax.tree.map(lambda leaf: np.zeros(leaf.shape, leaf.dtype), stored)
+        read = ocp.args.Composite(state=ocp.args.StandardRestore(like))
+        return metadata, reader.restore(directory, args=read)["state"]
+
+
 def load(directory: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    metadata = json.loads((directory / "checkpoint.json").read_text())
-    with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
-        return metadata, dict(arrays)
+    """The step and config, and the state's arrays by key, e.g.
+    `['opt_state'][1]['count']`."""
+    metadata, state = load_state(directory)
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    return metadata, {jax.tree_util.keystr(k): np.asarray(v) for k, v in leaves}
 
 
 def test_the_runs_log_every_step(runs):
@@ -124,29 +149,57 @@ def test_resumed_run_ends_with_the_uninterrupted_arrays(runs):
         np.testing.assert_array_equal(resumed[key], value, err_msg=key)
 
 
-def test_the_checkpoint_holds_the_step_count_and_the_config(runs, int_dtype):
+def test_the_checkpoint_holds_the_step_count_and_the_config(
+    runs, int_dtype, float_dtype
+):
     metadata, arrays = load(runs["directory"] / "stopped")
     assert metadata["step"] == STOP_AT
-    (count_key,) = [key for key in arrays if key.endswith(".count")]
+    (count_key,) = [key for key in arrays if key.endswith("['count']")]
     # optax's int32 count, or the int64 count the example uses under x64.
     assert arrays[count_key].dtype == int_dtype
     assert arrays[count_key] == STOP_AT
     schedule = jaxdecay.deserialize(metadata["schedule"])
     assert schedule == jaxdecay.ExponentialDecay(0.1, decay_steps=5, decay_rate=0.6)
+    # The config's numbers are arrays of the state too, in the compute dtype.
+    decay_rate = arrays["['schedule']['decay_rate']"]
+    assert decay_rate.dtype == float_dtype
+    assert decay_rate == np.asarray(0.6, float_dtype)
+
+
+def test_the_state_was_saved_from_8_devices(runs):
+    """orbax records each array's sharding: w1 and its momentum split over 'model'
+    on the 4 x 2 mesh, the count and the config replicated."""
+    _, reader = checkpointer()
+    with reader:
+        stored = reader.metadata(runs["directory"] / "full").item_metadata["state"]
+    specs = {
+        jax.tree_util.keystr(key): (
+            tuple(leaf.sharding.shape),
+            leaf.sharding.partition_spec,
+        )
+        for key, leaf in jax.tree_util.tree_flatten_with_path(stored.tree)[0]
+        if getattr(leaf, "sharding", None) is not None
+    }
+    assert specs["['params']['w1']"] == ((4, 2), (None, "model"))
+    assert specs["['opt_state'][0]['trace']['w1']"] == ((4, 2), (None, "model"))
+    assert specs["['opt_state'][1]['count']"] == ((4, 2), ())
+    assert specs["['schedule']['decay_rate']"] == ((4, 2), ())
 
 
 def test_a_checkpoint_of_another_model_is_refused(runs, tmp_path):
     """A checkpoint whose arrays do not fit the optimizer's state is not loaded."""
-    metadata, arrays = load(runs["directory"] / "stopped")
-    key = next(key for key in arrays if key.endswith("['w1']"))
-    arrays[key] = arrays[key][:, :3]
+    metadata, state = load_state(runs["directory"] / "stopped")
+    state["params"]["w1"] = state["params"]["w1"][:, :3]
     broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "checkpoint.json").write_text(json.dumps(metadata))
-    np.savez(broken / "arrays.npz", **arrays)
+    ocp, writer = checkpointer()
+    with writer:
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(state), metadata=ocp.args.JsonSave(metadata)
+        )
+        writer.save(broken, args=args)
     code, _, stderr = finish(start(f"--steps={STEPS}", f"--resume={broken}"))
     assert code != 0
-    assert f"{key} is" in stderr
+    assert "['params']['w1'] is ((8, 3)" in stderr
 
 
 # -- the step counter ----------------------------------------------------------------

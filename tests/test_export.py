@@ -1,0 +1,106 @@
+"""A function that takes the config as an argument, through `jax.export`: exported,
+serialized, read back and called, it gives the bits of the jitted function."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+pytest.importorskip("flatbuffers")  # jax.export's serialization needs it
+
+from jax import export
+
+import jaxdecay
+from jaxdecay import _export
+
+STEPS = jnp.arange(0, 60 * 37, 37)
+CONFIGS = {
+    "default": jaxdecay.ExponentialDecay(0.1, decay_steps=100, decay_rate=0.5),
+    "float32": jaxdecay.ExponentialDecay(np.float32(0.1), 100, np.float32(0.96)),
+    "bfloat16-staircase": jaxdecay.ExponentialDecay(
+        jnp.bfloat16(0.1), 300, 0.5, staircase=True, name="warmup"
+    ),
+    "extensions": jaxdecay.ExponentialDecay(
+        0.1, 2**40, 1e-9, transition_begin=3, end_learning_rate=0.01
+    ),
+}
+
+
+def schedule_at(config, steps):
+    return config(steps)
+
+
+def round_trip(*arguments):
+    """The exported program of `schedule_at`, serialized and read back."""
+    exported = export.export(jax.jit(schedule_at))(*arguments)
+    return export.deserialize(exported.serialize())
+
+
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+def test_the_exported_program_gives_the_bits_of_the_jitted_function(config):
+    expected = jax.jit(schedule_at)(config, STEPS)
+    result = round_trip(config, STEPS).call(config, STEPS)
+    assert result.dtype == expected.dtype
+    np.testing.assert_array_equal(result, expected)
+
+
+def test_the_result_dtype_and_staircase_travel_with_the_program():
+    """The program read back rebuilds the config's static fields, and returns the
+    config's bfloat16 learning rates: 0.1 rounded, then halved at each stair."""
+    config = CONFIGS["bfloat16-staircase"]
+    steps = jnp.asarray([0, 299, 300, 600])
+    exported = round_trip(config, steps)
+    leaves = jax.tree.leaves((config, steps))
+    (read, _), _ = jax.tree.unflatten(exported.in_tree, leaves)
+    assert (read.staircase, read.name) == (True, "warmup")
+    assert read.__dict__["_dtype"] == jnp.bfloat16
+    result = exported.call(config, steps)
+    assert result.dtype == jnp.bfloat16
+    rate = float(jnp.bfloat16(0.1))  # 0.10009765625
+    assert [float(x) for x in result] == [rate, rate, rate / 2, rate / 4]
+
+
+def test_other_numbers_run_the_same_program():
+    """The numbers are the program's arguments: a config with other numbers and
+    the same static fields runs the program exported for the first one."""
+    exported = round_trip(CONFIGS["default"], STEPS)
+    other = jaxdecay.ExponentialDecay(0.3, decay_steps=7, decay_rate=0.25)
+    expected = jax.jit(schedule_at)(other, STEPS)
+    np.testing.assert_array_equal(exported.call(other, STEPS), expected)
+
+
+def test_the_static_fields_are_written_as_json():
+    config = CONFIGS["bfloat16-staircase"]
+    data = export.export(jax.jit(schedule_at))(config, STEPS).serialize()
+    assert b'{"staircase": true, "name": "warmup", "dtype": "bfloat16"}' in data
+
+
+def test_a_program_with_a_tampered_dtype_is_refused():
+    config = CONFIGS["float32"]
+    data = export.export(jax.jit(schedule_at))(config, STEPS).serialize()
+    tampered = bytes(data).replace(b'"float32"', b'"int32"  ')  # the same length
+    assert tampered != data
+    with pytest.raises(TypeError, match="dtype must be the name of a float dtype"):
+        export.deserialize(bytearray(tampered))
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "message"),
+    [
+        (b"\x80\x04K\x01.", ValueError, "utf-8"),  # a pickle is never unpickled
+        (b'["staircase", "name", "dtype"]', ValueError, "JSON object with the keys"),
+        (b'{"staircase": 1, "name": null, "dtype": null}', TypeError, "staircase"),
+        (b'{"staircase": false, "name": 3, "dtype": null}', TypeError, "name"),
+        (b'{"staircase": false, "name": null, "dtype": "O"}', TypeError, "dtype"),
+        (b'{"staircase": false, "name": null, "dtype": "f4"}', TypeError, "dtype"),
+        (b'{"staircase": false, "name": null}', ValueError, "keys"),
+    ],
+)
+def test_the_static_fields_are_checked_when_read(data, error, message):
+    with pytest.raises(error, match=message):
+        _export._deserialize_aux(data)
+
+
+def test_the_static_fields_read_back():
+    aux = (True, None, np.dtype(jnp.bfloat16))
+    assert _export._deserialize_aux(_export._serialize_aux(aux)) == aux

@@ -149,17 +149,17 @@ class ExponentialDecay:
         for field, value in arguments.items():
             object.__setattr__(self, field, value)
         object.__setattr__(self, "name", _validation.check_name(self.name))
-        object.__setattr__(
-            self, "_dtype", _schedule.result_dtype(self.initial_learning_rate)
-        )
+        dtype = _schedule.result_dtype(self.initial_learning_rate)
+        object.__setattr__(self, "_dtype", dtype)
+        object.__setattr__(self, "_schedule", _schedule.schedule_for(arguments, dtype))
 
     def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
         """Returns the learning rate at `step`, as `exponential_decay` does."""
         return self._schedule(step)  # type: ignore[no-any-return]
 
     def __getattr__(self, name: str) -> Any:
-        # `_schedule` is built at the first call, once per instance (pytree
-        # unflattening makes new ones), and kept out of the fields: not compared,
+        # `_schedule` is built with the instance, or at the first call of one that
+        # pytree unflattening made; it is kept out of the fields: not compared,
         # hashed or pickled.
         if name != "_schedule":
             raise AttributeError(name)
@@ -169,11 +169,7 @@ class ExponentialDecay:
 
     def _arguments(self) -> dict[str, Any]:
         """The fields the math needs (all but `name`), by the builder's names."""
-        return {
-            field.name: getattr(self, field.name)
-            for field in dataclasses.fields(self)
-            if field.name != "name"
-        }
+        return {name: getattr(self, name) for name in _MATH_FIELDS}
 
     def _key(self) -> tuple[Any, ...]:
         """The fields as hashable values; arrays by dtype, shape and bytes."""
@@ -426,6 +422,7 @@ def number_type(item: dataclasses.Field[Any]) -> type[int] | type[float]:
 
 
 FIELDS = dataclasses.fields(ExponentialDecay)
+_MATH_FIELDS = tuple(item.name for item in FIELDS if item.name != "name")
 LEAVES = tuple(item.name for item in FIELDS if role(item).leaf)
 STATIC = tuple(item.name for item in FIELDS if not role(item).leaf)
 _INTEGER_LEAVES = frozenset(

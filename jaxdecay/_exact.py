@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["Constants", "power", "prepare", "scaled_pow"]
+__all__ = ["Constants", "power", "prepare", "scaled_pow", "unsigned_dtype"]
 
 # Table entries per unit of the binary exponent.  64 keeps |u/64| <= 1/128, so
 # three (float32) or six (float64) Taylor terms suffice, in a 0.5/1 KiB table.

@@ -83,8 +83,9 @@ def from_words(words: Words) -> Any:
 
 
 class Data(NamedTuple):
-    """The numbers of one config, as the program reads them: floats in the compute
-    dtype (`end_learning_rate` NaN when unset), integers as `Words`."""
+    """The numeric hyperparameters by name, integers as `Words`: the pytree's
+    children (floats as given) and, unpacked in the program, the numbers it reads
+    (floats in the compute dtype, `end_learning_rate` NaN when unset)."""
 
     initial_learning_rate: Any
     decay_steps: Words

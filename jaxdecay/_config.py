@@ -38,12 +38,15 @@ _KNOWN_MODULES = frozenset(
     }
 )
 # The format of a serialized config. Format 1 is Keras' format plus the extension
-# keys. It is written, as a top-level key (which Keras ignores), only into configs
-# that use the extension keys: a config with Keras' keys only stays exactly what Keras
-# writes. Absent, the config is Keras' or TF's (or jaxdecay 0.1's) and read as format
-# 1; a newer format is refused, never read without what it added.
+# keys `transition_begin` and `end_learning_rate`; format 2 adds `warmup_steps` and
+# `warmup_init`. It is written, as a top-level key (which Keras ignores), only into
+# configs that use the extension keys, and as the oldest format that has every key
+# used: a config with Keras' keys only stays exactly what Keras writes, and one
+# without a warmup stays readable by a jaxdecay that reads format 1. Absent, the
+# config is Keras' or TF's (or jaxdecay 0.1's) and read as the newest format; a newer
+# format is refused, never read without what it added.
 _FORMAT_KEY = "jaxdecay_format"
-_FORMAT = 1
+_FORMAT = 2
 _WRAPPER_KEYS = frozenset(
     {"module", "class_name", "config", "registered_name", _FORMAT_KEY}
 )
@@ -66,23 +69,30 @@ class Role:
 
     A leaf is a number the schedule's program reads (an integer as two words), and
     static otherwise; a Keras key is always written by `get_config`, an extension
-    only when it differs from its default.
+    only when it differs from its default, and `format` is the serialized format
+    that introduced the key.
     """
 
     leaf: bool
     keras: bool
     optax: Optax | None
+    format: int = 1
 
 
 _ROLE = "jaxdecay"  # the key of a field's role in its dataclass metadata
 
 
 def field(
-    *, leaf: bool, keras: bool, optax: Optax | None, default: Any = dataclasses.MISSING
+    *,
+    leaf: bool,
+    keras: bool,
+    optax: Optax | None,
+    format: int = 1,
+    default: Any = dataclasses.MISSING,
 ) -> Any:
     """A dataclass field of `ExponentialDecay` with its `Role`."""
     return dataclasses.field(
-        default=default, metadata={_ROLE: Role(leaf, keras, optax)}
+        default=default, metadata={_ROLE: Role(leaf, keras, optax, format)}
     )
 
 
@@ -139,6 +149,10 @@ class ExponentialDecay:
     )
     end_learning_rate: float | np.generic | None = field(
         leaf=True, keras=False, optax=Optax("end_value", 5), default=None
+    )
+    warmup_steps: int = field(leaf=True, keras=False, optax=None, format=2, default=0)
+    warmup_init: float | np.generic = field(
+        leaf=True, keras=False, optax=None, format=2, default=0.0
     )
 
     def __post_init__(self) -> None:
@@ -431,6 +445,7 @@ _INTEGER_LEAVES = frozenset(
 KERAS_KEYS = tuple(item.name for item in FIELDS if role(item).keras)
 EXTENSION_KEYS = tuple(item.name for item in FIELDS if not role(item).keras)
 KNOWN_KEYS = KERAS_KEYS + EXTENSION_KEYS
+_FORMATS = {item.name: role(item).format for item in FIELDS}
 REQUIRED_KEYS = frozenset(
     item.name
     for item in FIELDS
@@ -457,8 +472,9 @@ def serialize(schedule: ExponentialDecay) -> dict[str, Any]:
 
     `keras.optimizers.schedules.deserialize` loads the result as Keras' own
     `ExponentialDecay` when the config has only Keras' keys (that is, when
-    `transition_begin` and `end_learning_rate` are at their defaults). Otherwise the
-    dict also has `"jaxdecay_format": 1`, the format that reads those keys.
+    `transition_begin`, `end_learning_rate`, `warmup_steps` and `warmup_init` are at
+    their defaults). Otherwise the dict also has `"jaxdecay_format"`: the oldest
+    format that reads those keys (1, or 2 for a warmup).
 
     Raises:
       TypeError: `schedule` is not an `ExponentialDecay` (a function returned by
@@ -484,7 +500,7 @@ def serialize(schedule: ExponentialDecay) -> dict[str, Any]:
     if not config.keys() <= set(KERAS_KEYS):
         # The oldest format that reads the config: a config with Keras' keys only
         # stays exactly what Keras writes, readable by every Keras, TF and jaxdecay.
-        data[_FORMAT_KEY] = _FORMAT
+        data[_FORMAT_KEY] = max(_FORMATS[key] for key in config)
     return data
 
 
@@ -514,7 +530,8 @@ def deserialize(data: Mapping[str, Any] | str | bytes) -> ExponentialDecay:
       ...     '{"initial_learning_rate": 0.1, "decay_steps": 1000, "decay_rate": 0.5, '
       ...     '"staircase": false, "name": null}}')
       ExponentialDecay(initial_learning_rate=0.1, decay_steps=1000, decay_rate=0.5, \
-staircase=False, name=None, transition_begin=0, end_learning_rate=None)
+staircase=False, name=None, transition_begin=0, end_learning_rate=None, \
+warmup_steps=0, warmup_init=0.0)
     """
     if isinstance(data, (str, bytes, bytearray)):
         try:

@@ -47,7 +47,19 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["Constants", "power", "prepare", "scaled_pow", "unsigned_dtype"]
+__all__ = [
+    "Constants",
+    "Ramp",
+    "linear",
+    "power",
+    "prepare",
+    "prepare_ramp",
+    "ramp_reaches",
+    "scaled_linear",
+    "scaled_pow",
+    "unsigned_double_word",
+    "unsigned_dtype",
+]
 
 # Table entries per unit of the binary exponent.  64 keeps |u/64| <= 1/128, so
 # three (float32) or six (float64) Taylor terms suffice, in a 0.5/1 KiB table.
@@ -796,3 +808,145 @@ def _power_jvp(
 
 
 power.defjvp(_power_jvp, symbolic_zeros=True)
+
+
+# ---------------------------------------------------------------------------
+# The linear warmup: ``start + (stop - start) * t / total`` for ``0 <= t <= total``,
+# as ``start * ((total - t) / total) + stop * (t / total)`` in double words. When
+# ``start`` and ``stop`` do not have opposite signs the two terms do not cancel,
+# and the result is within 1 ulp of the exact value of the rounded inputs.
+# ---------------------------------------------------------------------------
+
+
+class Ramp(NamedTuple):
+    """The constants of :func:`linear`, made by :func:`prepare_ramp`; scalars
+    (with the batch dimension under ``vmap``).
+
+    Attributes:
+        start: ``start * 2**-E``, exact, with ``2**E`` the binade of the larger of
+            ``|start|`` and ``|stop|`` (``E`` clipped to the normal range): the
+            products of the double words never overflow.
+        stop: ``stop * 2**-E``, exact.
+        unscale: ``2**E``.
+        total_hi: The number of steps as a double word (exact below 2**48 for
+            float32, 2**106 for float64), high part.
+        total_lo: Its low part.
+        inverse_hi: ``1 / total`` as a double word (0 for no steps), high part.
+        inverse_lo: Its low part.
+    """
+
+    start: jax.Array
+    stop: jax.Array
+    unscale: jax.Array
+    total_hi: jax.Array
+    total_lo: jax.Array
+    inverse_hi: jax.Array
+    inverse_lo: jax.Array
+
+
+def prepare_ramp(start: Any, stop: Any, steps: tuple[Any, Any], dtype: Any) -> Ramp:
+    """Computes the constants of the ramp from ``start`` to ``stop`` over ``steps``.
+
+    Args:
+        start: A finite scalar, the value at ``t = 0``; converted to ``dtype``.
+        stop: A finite scalar, the value at ``t = steps``; converted to ``dtype``.
+        steps: ``(hi, lo)``, the int32 and uint32 words of an integer in
+            ``[0, 2**63 - 1]``; 0 makes a ramp that :func:`linear` never reaches.
+        dtype: The compute dtype, float32 or float64 (which needs x64).
+    """
+    fmt = _format_for(dtype)
+    start, stop, hi, lo = _opaque_scalars(start, stop, steps, fmt)
+    sign_bit = np.iinfo(fmt.int_dtype).min
+    magnitude = jnp.maximum(jnp.abs(start), jnp.abs(stop))
+    bits = lax.bitcast_convert_type(magnitude, fmt.int_dtype)
+    zero = lax.bitcast_convert_type(
+        (bits | hi.astype(fmt.int_dtype) | (lo >> 1).astype(fmt.int_dtype)) & sign_bit,
+        fmt.dtype,
+    )
+    one_bits = fmt.int_dtype.type(fmt.exponent_bias << (fmt.mantissa_bits - 1))
+    exponent, _ = _unpack(jnp.where(magnitude > 0, bits, one_bits), fmt)
+    exponent = jnp.clip(exponent, 1 - fmt.exponent_bias, fmt.exponent_bias)
+    half = exponent >> 1
+
+    def scaled(x: jax.Array) -> jax.Array:  # two exact steps: each factor normal
+        return x * _power_of_two(-half, fmt) * _power_of_two(half - exponent, fmt)
+
+    total = _steps_double_word(hi, lo, fmt)
+    one = (jnp.ones((), fmt.dtype), jnp.zeros((), fmt.dtype))
+    inverse = _dw_div(one, total, zero, fmt)
+    some = total[0] > 0
+    return Ramp(
+        start=scaled(start),
+        stop=scaled(stop),
+        unscale=_power_of_two(exponent, fmt),
+        total_hi=total[0],
+        total_lo=total[1],
+        inverse_hi=jnp.where(some, inverse[0], fmt.dtype.type(0)),
+        inverse_lo=jnp.where(some, inverse[1], fmt.dtype.type(0)),
+    )
+
+
+def unsigned_double_word(n: jax.Array, dtype: Any) -> _DW:
+    """An unsigned integer ``n`` (uint32 for float32, uint64 for float64) as an
+    exact double word of ``dtype``: two halves that each convert exactly."""
+    fmt = _format_for(dtype)
+    n = jnp.asarray(n).astype(fmt.unsigned)
+    low = n & ((1 << (4 * fmt.unsigned.itemsize)) - 1)
+    return _fast_two_sum((n - low).astype(fmt.dtype), low.astype(fmt.dtype))
+
+
+def ramp_reaches(ramp: Ramp, t: _DW) -> jax.Array:
+    """Whether ``t < total``: the ramp is the value at ``t``. Exact for double
+    words made by :func:`unsigned_double_word` or with a float and a zero."""
+    below: jax.Array = (t[0] < ramp.total_hi) | (
+        (t[0] == ramp.total_hi) & (t[1] < ramp.total_lo)
+    )
+    return below
+
+
+def scaled_linear(ramp: Ramp, t: _DW) -> jax.Array:
+    """``start + (stop - start) * t / total`` elementwise, for ``0 <= t <= total``;
+    within 1 ulp when ``start`` and ``stop`` do not have opposite signs."""
+    fmt = _format_for(ramp.start.dtype)
+    sign_bit = np.iinfo(fmt.int_dtype).min
+    # +-0.0 from the step's bits: the compiler cannot prove it zero.
+    zero = lax.bitcast_convert_type(
+        lax.bitcast_convert_type(t[0], fmt.int_dtype) & sign_bit, fmt.dtype
+    )
+    inverse = (ramp.inverse_hi, ramp.inverse_lo)
+    remaining = _dw_add((ramp.total_hi, ramp.total_lo), (-t[0], -t[1]))
+    to_stop = _dw_mul_fp(_dw_mul(t, inverse, zero, fmt), ramp.stop, zero, fmt)
+    to_start = _dw_mul_fp(_dw_mul(remaining, inverse, zero, fmt), ramp.start, zero, fmt)
+    value: jax.Array = _dw_add(to_start, to_stop)[0] * ramp.unscale
+    return value
+
+
+@jax.custom_jvp
+def linear(ramp: Ramp, start: Any, stop: Any, t: _DW) -> jax.Array:
+    """:func:`scaled_linear` with the analytic derivatives, as :func:`power` has:
+    ``d/dstart = 1 - t/total``, ``d/dstop = t/total`` and ``d/dt = (stop -
+    start) / total``. ``ramp`` gets none (pass it through ``lax.stop_gradient``);
+    the tangent of ``t`` is that of its high word."""
+    del start, stop
+    return scaled_linear(ramp, t)
+
+
+def _linear_jvp(
+    primals: tuple[Any, ...], tangents: tuple[Any, ...]
+) -> tuple[jax.Array, jax.Array]:
+    ramp, start, stop, t = primals
+    start_dot, stop_dot, t_dot = tangents[1], tangents[2], tangents[3][0]
+    value = scaled_linear(ramp, t)
+    tangent = jnp.zeros_like(value)
+    fraction = t[0] * ramp.inverse_hi
+    if not isinstance(start_dot, jax.custom_derivatives.SymbolicZero):
+        tangent = tangent + (1 - fraction) * start_dot
+    if not isinstance(stop_dot, jax.custom_derivatives.SymbolicZero):
+        tangent = tangent + fraction * stop_dot
+    if not isinstance(t_dot, jax.custom_derivatives.SymbolicZero):
+        slope = (jnp.asarray(stop) - jnp.asarray(start)) * ramp.inverse_hi
+        tangent = tangent + slope.astype(value.dtype) * t_dot
+    return value, tangent
+
+
+linear.defjvp(_linear_jvp, symbolic_zeros=True)

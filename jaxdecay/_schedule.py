@@ -92,6 +92,8 @@ class Data(NamedTuple):
     decay_rate: Any
     transition_begin: Words
     end_learning_rate: Any
+    warmup_steps: Words
+    warmup_init: Any
 
 
 NUMBERS = Data._fields  # the numeric hyperparameters, in the order of the fields
@@ -103,33 +105,32 @@ def pack(
     decay_rate: Any,
     transition_begin: Any,
     end_learning_rate: Any,
+    warmup_steps: Any,
+    warmup_init: Any,
 ) -> tuple[Any, Any]:
     """A validated config's numbers as the program's data: two arrays, the floats
-    (initial, rate, end; NaN for no end) in the compute dtype as it stands and the
-    integers' words as uint32, along the last axis (a batch of configs before it).
+    (initial, rate, end, warmup init; NaN for no end) in the compute dtype as it
+    stands and the integers' words as uint32 (decay steps, transition begin,
+    warmup steps), along the last axis (a batch of configs before it).
 
     Known scalars are packed by NumPy (a program argument costs a transfer each),
     arrays and traced values by JAX; both round a float to the compute dtype once.
     """
     compute = _compute_dtype()
     end = np.nan if end_learning_rate is None else end_learning_rate
-    floats = (initial_learning_rate, decay_rate, end)
+    floats = (initial_learning_rate, decay_rate, end, warmup_init)
+    integers = (decay_steps, transition_begin, warmup_steps)
     if all(isinstance(x, (float, int, np.generic)) for x in floats) and all(
-        isinstance(x, int) for x in (decay_steps, transition_begin)
+        isinstance(x, int) for x in integers
     ):
-        words = (
-            decay_steps >> 32,
-            decay_steps,
-            transition_begin >> 32,
-            transition_begin,
-        )
-        return np.array(floats, compute), np.array(words, np.uint64).astype(np.uint32)
-    words = (*to_words(decay_steps), *to_words(transition_begin))
+        known = [word for x in integers for word in (x >> 32, x)]
+        return np.array(floats, compute), np.array(known, np.uint64).astype(np.uint32)
+    words = tuple(word for x in integers for word in to_words(x))
     columns = jnp.broadcast_arrays(
         *(jnp.asarray(x).astype(compute) for x in floats),
         *(jnp.asarray(x).astype(jnp.uint32) for x in words),
     )
-    return jnp.stack(columns[:3], -1), jnp.stack(columns[3:], -1)
+    return jnp.stack(columns[:_SCALARS], -1), jnp.stack(columns[_SCALARS:], -1)
 
 
 def result_dtype(initial_learning_rate: Any) -> np.dtype[Any] | None:
@@ -172,6 +173,8 @@ def exponential_decay(
     *,
     transition_begin: int = 0,
     end_learning_rate: jax.typing.ArrayLike | None = None,
+    warmup_steps: int = 0,
+    warmup_init: jax.typing.ArrayLike = 0.0,
 ) -> Schedule:
     """Builds Keras' `ExponentialDecay` as a pure, jit-able `step -> lr` function.
 
@@ -184,6 +187,14 @@ def exponential_decay(
     included) hold `initial_learning_rate`, as optax does; Keras instead
     extrapolates the curve to negative steps. `end_learning_rate` bounds the result
     as optax's `end_value` does: a floor when `decay_rate < 1`, a ceiling above 1.
+
+    With `warmup_steps > 0` the schedule is optax's
+    `warmup_exponential_decay_schedule`: the learning rate rises linearly from
+    `warmup_init` at step 0 (and before) to `initial_learning_rate` at
+    `warmup_steps`, and the decay above is counted from there: the stairs start
+    at `warmup_steps`, and `transition_begin` holds the peak for that many more
+    steps. The warmup is within 1 ulp of the exact line unless `warmup_init` and
+    `initial_learning_rate` have opposite signs (see docs/numerics.md).
 
     The float hyperparameters are taken in the compute dtype (float32, or float64
     under x64), as the schedule's program receives them on every path; the result
@@ -199,6 +210,8 @@ def exponential_decay(
       staircase: decay in whole stairs of `decay_steps` steps.
       transition_begin: the step at which the decay starts; an integer >= 0.
       end_learning_rate: a bound the learning rate does not pass, or None.
+      warmup_steps: the length of the linear warmup; an integer >= 0 (0: none).
+      warmup_init: the learning rate at step 0, where the warmup starts; finite.
 
     Returns:
       A function from a step (a Python, NumPy or JAX integer or float, scalar or
@@ -218,6 +231,9 @@ def exponential_decay(
       >>> stairs = jaxdecay.exponential_decay(0.1, 1000, 0.5, staircase=True)
       >>> print(stairs(1999))
       0.05
+      >>> warm = jaxdecay.exponential_decay(0.1, 1000, 0.5, warmup_steps=100)
+      >>> print(warm(50), warm(100), warm(1100))
+      0.05 0.1 0.05
     """
     arguments = check_arguments(
         initial_learning_rate,
@@ -226,6 +242,8 @@ def exponential_decay(
         staircase,
         transition_begin,
         end_learning_rate,
+        warmup_steps,
+        warmup_init,
     )
     return schedule_for(arguments, result_dtype(arguments["initial_learning_rate"]))
 
@@ -293,16 +311,19 @@ class Prepared(NamedTuple):
     integer type of its width.
 
     floats: `initial_learning_rate`, `decay_rate`, `end_learning_rate` (NaN: none),
-      then the kernel's pieces, tail, table_hi and table_lo.
-    ints: the words of `decay_steps` and `transition_begin`, then the kernel's
-      scale_exponent, sign and n_limit (bit-cast where unsigned).
+      `warmup_init`, then the kernel's pieces, tail, table_hi and table_lo, then
+      the warmup's `_exact.Ramp`.
+    ints: the words of `decay_steps`, `transition_begin` and `warmup_steps`, then
+      the kernel's scale_exponent, sign and n_limit (bit-cast where unsigned).
     """
 
     floats: jax.Array
     ints: jax.Array
 
 
-_SCALARS = 3  # initial, rate, end: the first floats
+_SCALARS = 4  # initial, rate, end, warmup init: the first floats
+_WORDS = 6  # the words of decay_steps, transition_begin and warmup_steps
+_RAMP = len(_exact.Ramp._fields)  # the warmup's constants: the last floats
 
 
 @functools.cache
@@ -347,18 +368,23 @@ def _prepare(floats: Any, ints: Any, *, staircase: bool) -> Prepared:
     batch = floats.shape[:-1]
     if batch:
         one = functools.partial(_prepare_one, staircase=staircase)
-        rows = jax.vmap(one)(floats.reshape(-1, 3), ints.reshape(-1, 4))
+        rows = jax.vmap(one)(floats.reshape(-1, _SCALARS), ints.reshape(-1, _WORDS))
         return Prepared(*(x.reshape(*batch, x.shape[-1]) for x in rows))
     return _prepare_one(floats, ints, staircase=staircase)
 
 
 def _prepare_one(floats: jax.Array, ints: jax.Array, *, staircase: bool) -> Prepared:
     compute = floats.dtype
-    initial, rate = floats[0], floats[1]
+    initial, rate, warmup_init = floats[0], floats[1], floats[3]
     decay_steps = Words(ints[0].astype(jnp.int32), ints[1])
+    warmup_steps = Words(ints[4].astype(jnp.int32), ints[5])
     steps = _ONE if staircase else decay_steps
-    # The kernel works on bits: its derivatives come from `_exact.power`.
+    # The kernels work on bits: the derivatives come from `_exact.power` and
+    # `_exact.linear`.
     constants = lax.stop_gradient(_exact.prepare(initial, rate, steps, compute))
+    ramp = lax.stop_gradient(
+        _exact.prepare_ramp(warmup_init, initial, warmup_steps, compute)
+    )
     int_dtype = constants.scale_exponent.dtype
     kernel_floats = (constants.pieces, constants.tail[None], constants.table_hi)
     integers = (
@@ -368,36 +394,39 @@ def _prepare_one(floats: jax.Array, ints: jax.Array, *, staircase: bool) -> Prep
         _as_int(constants.n_limit, int_dtype),
     )
     return Prepared(
-        jnp.concatenate([floats, *kernel_floats, constants.table_lo]),
+        jnp.concatenate([floats, *kernel_floats, constants.table_lo, jnp.stack(ramp)]),
         jnp.stack(integers),
     )
 
 
-def _unpack(prepared: Prepared) -> tuple[Data, _exact.Constants]:
+def _unpack(prepared: Prepared) -> tuple[Data, _exact.Constants, _exact.Ramp]:
     floats, ints = prepared
     unsigned = _exact.unsigned_dtype(floats.dtype)
-    tables = _SCALARS + 4
+    words = [
+        Words(ints[i].astype(jnp.int32), _as_int(ints[i + 1], np.dtype(np.uint32)))
+        for i in range(0, _WORDS, 2)
+    ]
     data = Data(
         initial_learning_rate=floats[0],
-        decay_steps=Words(
-            ints[0].astype(jnp.int32), _as_int(ints[1], np.dtype(np.uint32))
-        ),
+        decay_steps=words[0],
         decay_rate=floats[1],
-        transition_begin=Words(
-            ints[2].astype(jnp.int32), _as_int(ints[3], np.dtype(np.uint32))
-        ),
+        transition_begin=words[1],
         end_learning_rate=floats[2],
+        warmup_steps=words[2],
+        warmup_init=floats[3],
     )
+    tables = _SCALARS + 4
     constants = _exact.Constants(
         pieces=floats[_SCALARS : _SCALARS + 3],
         tail=floats[_SCALARS + 3],
         table_hi=floats[tables : tables + 64],
         table_lo=floats[tables + 64 : tables + 128],
-        scale_exponent=ints[4],
-        sign=ints[5],
-        n_limit=_as_int(ints[6], unsigned),
+        scale_exponent=ints[_WORDS],
+        sign=ints[_WORDS + 1],
+        n_limit=_as_int(ints[_WORDS + 2], unsigned),
     )
-    return data, constants
+    ramp = _exact.Ramp(*(floats[tables + 128 + i] for i in range(_RAMP)))
+    return data, constants, ramp
 
 
 def _evaluate(
@@ -458,9 +487,72 @@ def _as_float(words: Words, dtype: np.dtype[Any]) -> jax.Array:
     return value
 
 
+class _Position(NamedTuple):
+    """A step as the schedule reads it.
+
+    step: the step; a float step in its own type (float32 for a 16-bit step).
+    whole: its whole part in the unsigned step type (0 where not `in_range`).
+    fraction: for a float step, `step - whole` (0 where not `in_range`); None for
+      an integer step.
+    in_range: where `whole` is the step's whole part: 0 <= step < 2**32 (2**64
+      under x64).
+    clipped: `max(step, 0)` as a double word of the compute dtype, exactly.
+    """
+
+    step: jax.Array
+    whole: jax.Array
+    fraction: jax.Array | None
+    in_range: jax.Array
+    clipped: tuple[jax.Array, jax.Array]
+
+
+def _position(step: jax.Array, compute: np.dtype[Any]) -> _Position:
+    unsigned = _exact.unsigned_dtype(compute)
+    if jnp.issubdtype(step.dtype, jnp.integer):
+        whole, in_range = _integer_steps(step, unsigned)
+        whole = jnp.where(in_range, whole, unsigned.type(0))
+        clipped = _exact.unsigned_double_word(whole, compute)
+        return _Position(step, whole, None, in_range, clipped)
+    if not jnp.issubdtype(step.dtype, jnp.floating):
+        raise TypeError(
+            f"step must be an integer or float array, got dtype {step.dtype}"
+        )
+    # The float step's own type, or float32 for a 16-bit step.
+    step = step if step.dtype == np.float64 else step.astype(np.float32)
+    floor = jnp.floor(step)
+    top = step.dtype.type(2.0 ** (8 * unsigned.itemsize))
+    in_range = (floor >= 0) & (floor < top)
+    # Whole steps take the integer path: a whole float step gives the integer
+    # step's bits.
+    whole = jnp.where(in_range, floor, 0).astype(unsigned)
+    fraction = jnp.where(in_range, step - floor, 0)
+    elapsed = jnp.where(step > 0, step, 0).astype(compute)  # exact
+    clipped = (elapsed, jnp.zeros_like(elapsed))
+    return _Position(step, whole, fraction, in_range, clipped)
+
+
 def _value(prepared: Prepared, step: jax.Array, *, staircase: bool) -> jax.Array:
-    """The schedule of one config in the compute dtype."""
-    data, constants = _unpack(prepared)
+    """The schedule of one config in the compute dtype: the warmup's ramp before
+    `warmup_steps`, the decay from there on."""
+    data, constants, ramp = _unpack(prepared)
+    initial = data.initial_learning_rate
+    position = _position(step, initial.dtype)
+    # Before the end of the warmup, negative steps included (as optax's linear
+    # schedule holds its start there); without one, never.
+    warm = (ramp.total_hi > 0) & _exact.ramp_reaches(ramp, position.clipped)
+    warmup = _exact.linear(ramp, data.warmup_init, initial, position.clipped)
+    decay = _decay(data, constants, position, warm, staircase)
+    return jnp.where(warm, warmup, decay)
+
+
+def _decay(
+    data: Data,
+    constants: _exact.Constants,
+    position: _Position,
+    warm: jax.Array,
+    staircase: bool,
+) -> jax.Array:
+    """The decay, counted from `warmup_steps`, where the step is not `warm`."""
     initial, rate, end = (
         data.initial_learning_rate,
         data.decay_rate,
@@ -469,23 +561,10 @@ def _value(prepared: Prepared, step: jax.Array, *, staircase: bool) -> jax.Array
     compute = initial.dtype
     unsigned = _exact.unsigned_dtype(compute)
     begin, reachable = _unsigned(data.transition_begin, unsigned)
-    fraction = None
-    if jnp.issubdtype(step.dtype, jnp.integer):
-        whole, in_range = _integer_steps(step, unsigned)
-    elif jnp.issubdtype(step.dtype, jnp.floating):
-        # The float step's own type, or float32 for a 16-bit step.
-        step = step if step.dtype == np.float64 else step.astype(np.float32)
-        floor = jnp.floor(step)
-        top = step.dtype.type(2.0 ** (8 * unsigned.itemsize))
-        in_range = (floor >= 0) & (floor < top)
-        # Whole steps take the integer path: a whole float step gives the
-        # integer step's bits.
-        whole = jnp.where(in_range, floor, 0).astype(unsigned)
-        fraction = jnp.where(in_range, step - floor, 0)
-    else:
-        raise TypeError(
-            f"step must be an integer or float array, got dtype {step.dtype}"
-        )
+    warmup_steps, fits = _unsigned(data.warmup_steps, unsigned)
+    # Past the warmup (a warmup beyond every step leaves nothing to decay).
+    fraction, in_range = position.fraction, position.in_range & ~warm
+    whole = jnp.where(in_range & fits, position.whole - warmup_steps, 0)
     after = whole > begin
     if fraction is not None:
         after = after | ((whole == begin) & (fraction > 0))
@@ -500,22 +579,29 @@ def _value(prepared: Prepared, step: jax.Array, *, staircase: bool) -> jax.Array
     else:
         value = _exact.power(constants, initial, rate, data.decay_steps, elapsed)
         if fraction is not None:
-            per_step = jnp.log(rate) / _as_float(data.decay_steps, compute)
-            part = fraction.astype(compute)
-            # A whole step multiplies by exactly 1, also when the rate is 0 or inf
-            # (whose exponent is then -inf or inf for any fraction).
-            infinite = jnp.isinf(per_step)
-            exponent = part * jnp.where(infinite, 0, per_step)
-            exponent = jnp.where(infinite & (part > 0), per_step, exponent)
-            value = value * jnp.exp(exponent)
+            value = value * _fraction_factor(data, fraction, compute)
     if fraction is not None:
-        far_started, far_value = _far(step, in_range, data, staircase)
-        started = jnp.where(in_range, started, far_started)
-        value = jnp.where(in_range, value, far_value)
+        far = ~position.in_range & ~warm
+        far_started, far_value = _far(position.step, far, data, staircase)
+        started = jnp.where(far, far_started, started)
+        value = jnp.where(far, far_value, value)
     value = jnp.where(started, value, initial)
     # A floor for decay, a ceiling for growth (as optax's end_value); NaN: none.
     bounded = jnp.where(rate < 1, jnp.maximum(value, end), jnp.minimum(value, end))
     return jnp.where(jnp.isnan(end), value, bounded)
+
+
+def _fraction_factor(data: Data, fraction: jax.Array, compute: Any) -> jax.Array:
+    """`rate ** (fraction / decay_steps)` for the fraction of a float step."""
+    rate = data.decay_rate
+    per_step = jnp.log(rate) / _as_float(data.decay_steps, compute)
+    part = fraction.astype(compute)
+    # A whole step multiplies by exactly 1, also when the rate is 0 or inf (whose
+    # exponent is then -inf or inf for any fraction).
+    infinite = jnp.isinf(per_step)
+    exponent = part * jnp.where(infinite, 0, per_step)
+    exponent = jnp.where(infinite & (part > 0), per_step, exponent)
+    return jnp.exp(exponent)
 
 
 def _integer_steps(step: jax.Array, unsigned: np.dtype[Any]) -> tuple[jax.Array, Any]:
@@ -528,16 +614,19 @@ def _integer_steps(step: jax.Array, unsigned: np.dtype[Any]) -> tuple[jax.Array,
 
 
 def _far(
-    step: jax.Array, in_range: jax.Array, data: Data, staircase: bool
+    step: jax.Array, far: jax.Array, data: Data, staircase: bool
 ) -> tuple[jax.Array, jax.Array]:
-    """The schedule in float arithmetic, for float steps beyond the integer range
-    (infinity included): 0 or inf where the exact value is, never NaN."""
+    """The decay in float arithmetic, where `far`: for float steps beyond the
+    integer range (infinity included) and past the warmup. 0 or inf where the exact
+    value is, never NaN."""
     initial, rate = data.initial_learning_rate, data.decay_rate
     compute = initial.dtype
-    begin = _as_float(data.transition_begin, compute)
-    # Zero where the step is in range or before the start, so that neither this
-    # branch nor its gradient is infinite where it is not used.
-    elapsed = jnp.where(in_range, 0, jnp.maximum(step.astype(compute) - begin, 0))
+    begin = _as_float(data.transition_begin, compute) + _as_float(
+        data.warmup_steps, compute
+    )
+    # Zero where not far or before the start, so that neither this branch nor its
+    # gradient is infinite where it is not used.
+    elapsed = jnp.where(far, jnp.maximum(step.astype(compute) - begin, 0), 0)
     units = elapsed / _as_float(data.decay_steps, compute)
     if staircase:
         units = jnp.floor(units)

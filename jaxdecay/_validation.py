@@ -213,6 +213,8 @@ def check_arguments(
     staircase: Any,
     transition_begin: Any,
     end_learning_rate: Any,
+    warmup_steps: Any = 0,
+    warmup_init: Any = 0.0,
 ) -> dict[str, Any]:
     """Validates the schedule's arguments; returns them in normal form, by name."""
     return {
@@ -230,6 +232,10 @@ def check_arguments(
         "end_learning_rate": None
         if end_learning_rate is None
         else check_real("end_learning_rate", end_learning_rate),
+        "warmup_steps": check_integer(
+            "warmup_steps", warmup_steps, minimum=0, maximum=INT64_MAX
+        ),
+        "warmup_init": check_real("warmup_init", warmup_init),
     }
 
 

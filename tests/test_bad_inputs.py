@@ -114,6 +114,8 @@ def test_page_has_the_table():
         ("config.initial_learning_rate", "-Infinity"),
         ("config.decay_steps", '"1000"'),  # strings where numbers belong
         ("config.initial_learning_rate", '"0.1"'),
+        ("config.warmup_steps", "-100"),
+        ("config.warmup_init", '"0"'),
         ("config.power", "0.5"),  # unknown keys
         ("extra", "1"),
         ("class_name", '"os.system"'),  # unknown class names
@@ -122,7 +124,7 @@ def test_page_has_the_table():
         (WHOLE_TEXT, "[1, 2]"),
         (WHOLE_TEXT, "not json"),  # non-JSON text
         (WHOLE_TEXT, "NaN"),  # NaN literals
-        ("jaxdecay_format", "2"),  # a newer format
+        ("jaxdecay_format", "3"),  # a newer format
     ]
     missing = [row for row in required if row not in present]
     assert not missing, f"the table lacks rows for {missing}"
@@ -269,14 +271,14 @@ def test_format_1_and_no_format_are_read(schedule):
 def test_newer_format_is_refused_naming_what_it_added():
     """A newer format is refused before anything else, naming the field, the value
     and the fields this version does not know, which are never dropped."""
-    newer = {**jaxdecay.serialize(EXTENDED), "jaxdecay_format": 2}
-    newer["config"] = {**newer["config"], "warmup_steps": 100}
+    newer = {**jaxdecay.serialize(EXTENDED), "jaxdecay_format": 3}
+    newer["config"] = {**newer["config"], "cooldown_steps": 100}
     newer["schedule_kind"] = "cosine"
     expected = (
-        "jaxdecay_format is 2, newer than 1, the newest format this jaxdecay reads: "
+        "jaxdecay_format is 3, newer than 2, the newest format this jaxdecay reads: "
         "the config is refused rather than read without what the newer format "
         "added; upgrade jaxdecay to load it (fields unknown here: "
-        "['config.warmup_steps', 'schedule_kind'])"
+        "['config.cooldown_steps', 'schedule_kind'])"
     )
     for read in (jaxdecay.deserialize, ExponentialDecay.from_json):
         argument = newer if read is jaxdecay.deserialize else json.dumps(newer)

@@ -29,10 +29,11 @@ def test_leaves_are_the_numbers_and_the_rest_is_static():
     config = ExponentialDecay(0.1, 2**40 + 1000, 0.5, True, "lr", transition_begin=7)
     leaves, treedef = jax.tree.flatten(config)
     # end_learning_rate=None has no leaf.
-    assert leaves == [0.1, 2**8, 1000, 0.5, 0, 7]
+    assert leaves == [0.1, 2**8, 1000, 0.5, 0, 7, 0, 0, 0.0]
     assert [np.asarray(leaf).dtype for leaf in leaves[1:3]] == [np.int32, np.uint32]
     # Arrays, not NumPy scalars, which orbax's StandardSave (before 0.12) refuses.
-    assert all(type(leaf) is np.ndarray for leaf in leaves[1:3] + leaves[4:])
+    words = leaves[1:3] + leaves[4:8]
+    assert all(type(leaf) is np.ndarray for leaf in words)
     rebuilt = jax.tree.unflatten(treedef, leaves)
     assert rebuilt == config
     other = jax.tree.structure(dataclasses.replace(config, staircase=False))
@@ -48,6 +49,9 @@ def test_leaves_are_the_numbers_and_the_rest_is_static():
         ".decay_rate",
         ".transition_begin.hi",
         ".transition_begin.lo",
+        ".warmup_steps.hi",
+        ".warmup_steps.lo",
+        ".warmup_init",
     ]
 
 

@@ -811,10 +811,11 @@ power.defjvp(_power_jvp, symbolic_zeros=True)
 
 
 # ---------------------------------------------------------------------------
-# The linear warmup: ``start + (stop - start) * t / total`` for ``0 <= t <= total``,
-# as ``start * ((total - t) / total) + stop * (t / total)`` in double words. When
-# ``start`` and ``stop`` do not have opposite signs the two terms do not cancel,
-# and the result is within 1 ulp of the exact value of the rounded inputs.
+# The linear warmup: ``start + (stop - start) * t / total`` for ``0 <= t < total``.
+# Counted from the end of smaller magnitude, ``near``, it is ``near + k * delta``
+# with ``k`` the steps from ``near`` and ``delta = (far - near) / total``: when the
+# ends do not have opposite signs the two terms have the same sign and do not
+# cancel, and one exact product and an exact sum make the result within 1 ulp.
 # ---------------------------------------------------------------------------
 
 
@@ -822,26 +823,39 @@ class Ramp(NamedTuple):
     """The constants of :func:`linear`, made by :func:`prepare_ramp`; scalars
     (with the batch dimension under ``vmap``).
 
+    The ends are scaled by ``2**-E``, the binade of the larger one (``E`` in the
+    normal range), so no product overflows. At ``k = 0`` the ramp is ``near``
+    itself, which scaled may have underflowed; at every other ``k`` the term
+    ``k * delta`` is at least ``|far - near| / total`` and ``near``'s error is far
+    below an ulp of the result.
+
     Attributes:
-        start: ``start * 2**-E``, exact, with ``2**E`` the binade of the larger of
-            ``|start|`` and ``|stop|`` (``E`` clipped to the normal range): the
-            products of the double words never overflow.
-        stop: ``stop * 2**-E``, exact.
+        from_start: 1 if ``near`` is ``start`` (``k = t``), 0 if it is ``stop``
+            (``k = total - t``).
+        near: The end of smaller magnitude, unscaled.
+        near_scaled: ``near * 2**-E``.
+        delta_hi: ``(far - near) * 2**-E / total`` as a double word, high part.
+        delta_lo: Its low part.
+        split_hi: ``delta_hi`` split into halves for exact products, high half.
+        split_lo: The low half.
         unscale: ``2**E``.
         total_hi: The number of steps as a double word (exact below 2**48 for
-            float32, 2**106 for float64), high part.
+            float32, 2**106 for float64), high part; 0 for no ramp.
         total_lo: Its low part.
-        inverse_hi: ``1 / total`` as a double word (0 for no steps), high part.
-        inverse_lo: Its low part.
+        inverse: ``1 / total`` rounded (0 for no steps), for the derivatives.
     """
 
-    start: jax.Array
-    stop: jax.Array
+    from_start: jax.Array
+    near: jax.Array
+    near_scaled: jax.Array
+    delta_hi: jax.Array
+    delta_lo: jax.Array
+    split_hi: jax.Array
+    split_lo: jax.Array
     unscale: jax.Array
     total_hi: jax.Array
     total_lo: jax.Array
-    inverse_hi: jax.Array
-    inverse_lo: jax.Array
+    inverse: jax.Array
 
 
 def prepare_ramp(start: Any, stop: Any, steps: tuple[Any, Any], dtype: Any) -> Ramp:
@@ -856,34 +870,54 @@ def prepare_ramp(start: Any, stop: Any, steps: tuple[Any, Any], dtype: Any) -> R
     """
     fmt = _format_for(dtype)
     start, stop, hi, lo = _opaque_scalars(start, stop, steps, fmt)
-    sign_bit = np.iinfo(fmt.int_dtype).min
-    magnitude = jnp.maximum(jnp.abs(start), jnp.abs(stop))
-    bits = lax.bitcast_convert_type(magnitude, fmt.int_dtype)
+    from_start = jnp.abs(start) <= jnp.abs(stop)
+    near, far = jnp.where(from_start, start, stop), jnp.where(from_start, stop, start)
     zero = lax.bitcast_convert_type(
-        (bits | hi.astype(fmt.int_dtype) | (lo >> 1).astype(fmt.int_dtype)) & sign_bit,
+        (
+            lax.bitcast_convert_type(jnp.abs(far), fmt.int_dtype)
+            | hi.astype(fmt.int_dtype)
+            | (lo >> 1).astype(fmt.int_dtype)
+        )
+        & np.iinfo(fmt.int_dtype).min,
         fmt.dtype,
     )
-    one_bits = fmt.int_dtype.type(fmt.exponent_bias << (fmt.mantissa_bits - 1))
-    exponent, _ = _unpack(jnp.where(magnitude > 0, bits, one_bits), fmt)
-    exponent = jnp.clip(exponent, 1 - fmt.exponent_bias, fmt.exponent_bias)
-    half = exponent >> 1
+    total = _steps_double_word(hi, lo, fmt)
+    some = total[0] > 0
+    exponent = _binade(far, fmt)
 
-    def scaled(x: jax.Array) -> jax.Array:  # two exact steps: each factor normal
+    def scaled(x: jax.Array) -> jax.Array:  # x * 2**-E in two exact steps
+        half = exponent >> 1
         return x * _power_of_two(-half, fmt) * _power_of_two(half - exponent, fmt)
 
-    total = _steps_double_word(hi, lo, fmt)
+    near_scaled = scaled(near)
+    # far - near, exactly, then divided by the steps (by 1 for no ramp).
+    difference = _two_sum(scaled(far), -near_scaled)
+    divisor = (jnp.where(some, total[0], fmt.dtype.type(1)), total[1])
+    delta = _dw_div(difference, divisor, zero, fmt)
+    split = _split(delta[0], fmt)
     one = (jnp.ones((), fmt.dtype), jnp.zeros((), fmt.dtype))
-    inverse = _dw_div(one, total, zero, fmt)
-    some = total[0] > 0
     return Ramp(
-        start=scaled(start),
-        stop=scaled(stop),
+        from_start=from_start.astype(fmt.dtype),
+        near=near,
+        near_scaled=near_scaled,
+        delta_hi=delta[0],
+        delta_lo=delta[1],
+        split_hi=split[0],
+        split_lo=split[1],
         unscale=_power_of_two(exponent, fmt),
         total_hi=total[0],
         total_lo=total[1],
-        inverse_hi=jnp.where(some, inverse[0], fmt.dtype.type(0)),
-        inverse_lo=jnp.where(some, inverse[1], fmt.dtype.type(0)),
+        inverse=jnp.where(some, _dw_div(one, divisor, zero, fmt)[0], 0),
     )
+
+
+def _binade(x: jax.Array, fmt: _Format) -> jax.Array:
+    """``E`` with ``2**E <= |x| < 2**(E + 1)`` for a finite ``x`` (0 for 0),
+    clipped to the normal range."""
+    bits = lax.bitcast_convert_type(jnp.abs(x), fmt.int_dtype)
+    one_bits = fmt.int_dtype.type(fmt.exponent_bias << (fmt.mantissa_bits - 1))
+    exponent, _ = _unpack(jnp.where(x != 0, bits, one_bits), fmt)
+    return jnp.clip(exponent, 1 - fmt.exponent_bias, fmt.exponent_bias)
 
 
 def unsigned_double_word(n: jax.Array, dtype: Any) -> _DW:
@@ -905,20 +939,32 @@ def ramp_reaches(ramp: Ramp, t: _DW) -> jax.Array:
 
 
 def scaled_linear(ramp: Ramp, t: _DW) -> jax.Array:
-    """``start + (stop - start) * t / total`` elementwise, for ``0 <= t <= total``;
+    """``start + (stop - start) * t / total`` elementwise, for ``0 <= t < total``;
     within 1 ulp when ``start`` and ``stop`` do not have opposite signs."""
-    fmt = _format_for(ramp.start.dtype)
-    sign_bit = np.iinfo(fmt.int_dtype).min
+    fmt = _format_for(ramp.near.dtype)
+    # The steps left, exactly (integers below 2**48, or a float step's own bits).
+    high, low = _two_sum(ramp.total_hi, -t[0])
+    remaining = _fast_two_sum(high, low + (ramp.total_lo - t[1]))
+    from_start = ramp.from_start > 0
+    k_hi = jnp.where(from_start, t[0], remaining[0])
+    k_lo = jnp.where(from_start, t[1], remaining[1])
     # +-0.0 from the step's bits: the compiler cannot prove it zero.
     zero = lax.bitcast_convert_type(
-        lax.bitcast_convert_type(t[0], fmt.int_dtype) & sign_bit, fmt.dtype
+        lax.bitcast_convert_type(k_hi, fmt.int_dtype) & np.iinfo(fmt.int_dtype).min,
+        fmt.dtype,
     )
-    inverse = (ramp.inverse_hi, ramp.inverse_lo)
-    remaining = _dw_add((ramp.total_hi, ramp.total_lo), (-t[0], -t[1]))
-    to_stop = _dw_mul_fp(_dw_mul(t, inverse, zero, fmt), ramp.stop, zero, fmt)
-    to_start = _dw_mul_fp(_dw_mul(remaining, inverse, zero, fmt), ramp.start, zero, fmt)
-    value: jax.Array = _dw_add(to_start, to_stop)[0] * ramp.unscale
-    return value
+    # k * delta = p + e exactly for k_hi * delta_hi, plus the small cross terms.
+    product = _unfused(k_hi * ramp.delta_hi, zero)
+    k_split = _split(k_hi, fmt)
+    error = (
+        ((k_split[0] * ramp.split_hi - product) + k_split[0] * ramp.split_lo)
+        + k_split[1] * ramp.split_hi
+    ) + k_split[1] * ramp.split_lo
+    cross = _unfused(k_hi * ramp.delta_lo, zero) + _unfused(k_lo * ramp.delta_hi, zero)
+    total, rest = _two_sum(ramp.near_scaled, product)
+    value = (total + (rest + (error + cross))) * ramp.unscale
+    at_near: jax.Array = jnp.where((k_hi == 0) & (k_lo == 0), ramp.near, value)
+    return at_near
 
 
 @jax.custom_jvp
@@ -938,13 +984,13 @@ def _linear_jvp(
     start_dot, stop_dot, t_dot = tangents[1], tangents[2], tangents[3][0]
     value = scaled_linear(ramp, t)
     tangent = jnp.zeros_like(value)
-    fraction = t[0] * ramp.inverse_hi
+    fraction = t[0] * ramp.inverse
     if not isinstance(start_dot, jax.custom_derivatives.SymbolicZero):
         tangent = tangent + (1 - fraction) * start_dot
     if not isinstance(stop_dot, jax.custom_derivatives.SymbolicZero):
         tangent = tangent + fraction * stop_dot
     if not isinstance(t_dot, jax.custom_derivatives.SymbolicZero):
-        slope = (jnp.asarray(stop) - jnp.asarray(start)) * ramp.inverse_hi
+        slope = (jnp.asarray(stop) - jnp.asarray(start)) * ramp.inverse
         tangent = tangent + slope.astype(value.dtype) * t_dot
     return value, tangent
 

@@ -251,12 +251,22 @@ def exponential_decay(
 class _Schedule:
     """A config's numbers, and the shared programs that evaluate them."""
 
-    __slots__ = ("__weakref__", "_arguments", "_dtype", "_evaluate", "_known")
+    __slots__ = (
+        "__weakref__",
+        "_arguments",
+        "_dtype",
+        "_evaluate",
+        "_known",
+        "_warmup",
+    )
 
     def __init__(self, arguments: dict[str, Any], dtype: np.dtype[Any] | None):
         self._arguments = arguments
         self._dtype = dtype
-        self._evaluate = _evaluate_program(arguments["staircase"], dtype)
+        # A schedule whose warmup_steps are known to be 0 runs the program without
+        # the ramp, which costs about what the decay does; both give the same bits.
+        self._warmup = not _known_zero(arguments["warmup_steps"])
+        self._evaluate = _evaluate_program(arguments["staircase"], dtype, self._warmup)
         # For known numbers: (x64, *prepared), made at the first call per x64 mode.
         self._known: tuple[bool, jax.Array, jax.Array] | None = None
 
@@ -274,7 +284,7 @@ class _Schedule:
             return self._evaluate(*_prepare_program(staircase)(floats, ints), step)
         if not is_traced(step):
             # Both programs in one dispatch; the prepared numbers are kept.
-            first = _first_program(staircase, self._dtype)
+            first = _first_program(staircase, self._dtype, self._warmup)
             value, prepared = first(floats, ints, step)
             if not is_traced(value):
                 self._known = (_x64(), *prepared)
@@ -289,6 +299,13 @@ class _Schedule:
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={preview(v)}" for k, v in self._arguments.items())
         return f"exponential_decay({shown})"
+
+
+def _known_zero(value: Any) -> bool:
+    """Whether an integer argument (an int, an array or `Words`) is known to be 0."""
+    if isinstance(value, Words) or is_traced(value):
+        return False
+    return bool(np.all(np.asarray(value) == 0))
 
 
 def schedule_for(arguments: dict[str, Any], dtype: np.dtype[Any] | None) -> Schedule:
@@ -333,21 +350,25 @@ def _prepare_program(staircase: bool) -> Callable[[Any, Any], Prepared]:
 
 @functools.cache
 def _evaluate_program(
-    staircase: bool, dtype: np.dtype[Any] | None
+    staircase: bool, dtype: np.dtype[Any] | None, warmup: bool
 ) -> Callable[..., jax.Array]:
-    return jax.jit(functools.partial(_evaluate, staircase=staircase, dtype=dtype))
+    return jax.jit(
+        functools.partial(_evaluate, staircase=staircase, dtype=dtype, warmup=warmup)
+    )
 
 
 @functools.cache
 def _first_program(
-    staircase: bool, dtype: np.dtype[Any] | None
+    staircase: bool, dtype: np.dtype[Any] | None, warmup: bool
 ) -> Callable[..., tuple[jax.Array, Prepared]]:
     """`prepare` then `evaluate`, as a jit argument's path runs them, for the first
     eager call of a config: one dispatch instead of two."""
 
     def first(floats: Any, ints: Any, step: Any) -> tuple[jax.Array, Prepared]:
         prepared = _prepare(floats, ints, staircase=staircase)
-        value = _evaluate(*prepared, step, staircase=staircase, dtype=dtype)
+        value = _evaluate(
+            *prepared, step, staircase=staircase, dtype=dtype, warmup=warmup
+        )
         return value, prepared
 
     return jax.jit(first)
@@ -436,6 +457,7 @@ def _evaluate(
     *,
     staircase: bool,
     dtype: Any,
+    warmup: bool,
 ) -> jax.Array:
     """The learning rate at `step`, elementwise: the one place it is computed.
 
@@ -458,13 +480,13 @@ def _evaluate(
             for x in prepared
         ]
         steps = jnp.broadcast_to(steps, shape).reshape(-1)
-        one = functools.partial(_value, staircase=staircase)
+        one = functools.partial(_value, staircase=staircase, warmup=warmup)
         value = jax.vmap(lambda f, i, s: one(Prepared(f, i), s))(
             rows[0], rows[1], steps
         )
         value = value.reshape(shape)
     else:
-        value = _value(prepared, steps, staircase=staircase)
+        value = _value(prepared, steps, staircase=staircase, warmup=warmup)
     return value.astype(dtype or _compute_dtype())
 
 
@@ -531,18 +553,23 @@ def _position(step: jax.Array, compute: np.dtype[Any]) -> _Position:
     return _Position(step, whole, fraction, in_range, clipped)
 
 
-def _value(prepared: Prepared, step: jax.Array, *, staircase: bool) -> jax.Array:
+def _value(
+    prepared: Prepared, step: jax.Array, *, staircase: bool, warmup: bool
+) -> jax.Array:
     """The schedule of one config in the compute dtype: the warmup's ramp before
-    `warmup_steps`, the decay from there on."""
+    `warmup_steps`, the decay from there on (`warmup=False`: known to have no
+    warmup)."""
     data, constants, ramp = _unpack(prepared)
     initial = data.initial_learning_rate
     position = _position(step, initial.dtype)
     # Before the end of the warmup, negative steps included (as optax's linear
     # schedule holds its start there); without one, never.
+    if not warmup:  # known to have none: the same bits, without the ramp's cost
+        return _decay(data, constants, position, jnp.zeros((), bool), staircase)
     warm = (ramp.total_hi > 0) & _exact.ramp_reaches(ramp, position.clipped)
-    warmup = _exact.linear(ramp, data.warmup_init, initial, position.clipped)
     decay = _decay(data, constants, position, warm, staircase)
-    return jnp.where(warm, warmup, decay)
+    line = _exact.linear(ramp, data.warmup_init, initial, position.clipped)
+    return jnp.where(warm, line, decay)
 
 
 def _decay(

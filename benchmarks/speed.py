@@ -8,7 +8,9 @@ Prints one table with ratios:
 - jit throughput over 4M (and 64M) int32 steps, in steps/s and as a fraction of the
   machine's memory-bandwidth bound (a jitted copy that moves the same bytes, 4 in
   and 4 out per step), for jaxdecay's three jit paths: the config closed over (a
-  constant), the config as a jit argument, and a vmap over 16 stacked configs;
+  constant), the config as a jit argument, and a vmap over 16 stacked configs; and
+  a config with a 1000-step warmup against optax's warmup_exponential_decay_schedule
+  (Keras has no exponential decay with a warmup);
 - trace + compile of an `optax.sgd` train step with each schedule;
 - a sweep of 16 learning rates on a small model: jaxdecay compiles once (the config
   is an argument, or vmapped), optax and Keras compile each closure anew.
@@ -40,6 +42,7 @@ import optax
 import jaxdecay
 
 INIT, DECAY_STEPS, RATE = 0.1, 1000, 0.96
+WARMUP = 1000
 
 
 def interleaved(
@@ -138,10 +141,22 @@ def throughput(size: int, repetitions: int) -> dict[str, float]:
         keras.optimizers.schedules.ExponentialDecay(INIT, DECAY_STEPS, RATE)
     )
     copy = jax.jit(lambda x: jax.lax.bitcast_convert_type(x, jnp.float32))
+    warm = jaxdecay.ExponentialDecay(
+        INIT, DECAY_STEPS, RATE, warmup_steps=WARMUP, warmup_init=INIT / 10
+    )
+    warm_closed_over = jax.jit(warm)
+    optax_warm = jax.jit(
+        optax.warmup_exponential_decay_schedule(
+            INIT / 10, INIT, WARMUP, DECAY_STEPS, RATE
+        )
+    )
     functions: dict[str, Callable[[], Any]] = {
         "jaxdecay": lambda: closed_over(steps),
         "jaxdecay argument": lambda: as_argument(config, steps),
         "jaxdecay vmap": lambda: swept(configs, rows),
+        "warmup": lambda: warm_closed_over(steps),
+        "warmup argument": lambda: as_argument(warm, steps),
+        "optax warmup": lambda: optax_warm(steps),
         "optax": lambda: optax_schedule(steps),
         "keras": lambda: keras_schedule(steps),
         # Same bytes as a schedule: int32 in, 4 bytes out; no arithmetic to speak of.
@@ -361,6 +376,19 @@ def main() -> None:
                     _rate(rates["keras"]),
                     f"{rates[name] / rates['optax']:.2f}x / "
                     f"{rates[name] / rates['keras']:.2f}x",
+                )
+            )
+        for name, path in [
+            ("warmup", "warmup config closed over"),
+            ("warmup argument", "warmup config as argument"),
+        ]:
+            rows.append(
+                (
+                    f"jit, {label} int32 steps (steps/s): {path}",
+                    _rate(rates[name]),
+                    _rate(rates["optax warmup"]),
+                    "-",
+                    f"{rates[name] / rates['optax warmup']:.2f}x / -",
                 )
             )
         rows.append(

@@ -895,7 +895,6 @@ def prepare_ramp(start: Any, stop: Any, steps: tuple[Any, Any], dtype: Any) -> R
     divisor = (jnp.where(some, total[0], fmt.dtype.type(1)), total[1])
     delta = _dw_div(difference, divisor, zero, fmt)
     split = _split(delta[0], fmt)
-    one = (jnp.ones((), fmt.dtype), jnp.zeros((), fmt.dtype))
     return Ramp(
         from_start=from_start.astype(fmt.dtype),
         near=near,
@@ -907,7 +906,7 @@ def prepare_ramp(start: Any, stop: Any, steps: tuple[Any, Any], dtype: Any) -> R
         unscale=_power_of_two(exponent, fmt),
         total_hi=total[0],
         total_lo=total[1],
-        inverse=jnp.where(some, _dw_div(one, divisor, zero, fmt)[0], 0),
+        inverse=jnp.where(some, 1 / divisor[0], 0),
     )
 
 

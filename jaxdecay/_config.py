@@ -321,19 +321,22 @@ class ExponentialDecay:
     ) -> ExponentialDecay:
         """Builds the schedule whose learning rate at `total_steps` is the final one.
 
-        `decay_rate = (final / initial) ** (decay_steps / (total_steps -
-        transition_begin))`, or with `staircase=True` `** (1 / ((total_steps -
-        transition_begin) // decay_steps))`, computed in 40-digit decimal and rounded
-        once to float64 (see `jaxdecay solve` for how close the schedule then is to
-        `final_learning_rate` at `total_steps`).
+        The decay starts at `start = warmup_steps + transition_begin`, and
+        `total_steps` counts from step 0, the warmup included: `decay_rate = (final
+        / initial) ** (decay_steps / (total_steps - start))`, or with
+        `staircase=True` `** (1 / ((total_steps - start) // decay_steps))`, computed
+        in 40-digit decimal and rounded once to float64 (see `jaxdecay solve` for
+        how close the schedule then is to `final_learning_rate` at `total_steps`).
 
         Args:
-          initial_learning_rate: the learning rate at the start.
+          initial_learning_rate: the learning rate at the start of the decay (the
+            peak, after a warmup).
           final_learning_rate: the learning rate wanted at `total_steps`.
           total_steps: the step at which the final learning rate is reached.
           decay_steps: as in the constructor.
           staircase: as in the constructor.
-          **kwargs: `name`, `transition_begin`, `end_learning_rate`.
+          **kwargs: `name`, `transition_begin`, `end_learning_rate`,
+            `warmup_steps`, `warmup_init`.
 
         Raises:
           TypeError: an argument has the wrong type (the message names it).
@@ -347,6 +350,10 @@ class ExponentialDecay:
           0.933254300796991
           >>> round(float(schedule(100_000)), 10)
           0.0001
+          >>> jaxdecay.ExponentialDecay.from_endpoints(
+          ...     0.1, 0.025, total_steps=2500, decay_steps=1000, warmup_steps=500
+          ... ).decay_rate
+          0.5
         """
         decay_rate = _solve.decay_rate_for(
             initial_learning_rate,
@@ -356,6 +363,7 @@ class ExponentialDecay:
             staircase,
             transition_begin=kwargs.get("transition_begin", 0),
             end_learning_rate=kwargs.get("end_learning_rate"),
+            warmup_steps=kwargs.get("warmup_steps", 0),
         )
         return cls(initial_learning_rate, decay_steps, decay_rate, staircase, **kwargs)
 

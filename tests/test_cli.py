@@ -770,6 +770,76 @@ def test_decay_rate_with_transition_begin_and_end_learning_rate():
         decay_rate_for(0.1, 0.4, 3000, 1000, end_learning_rate=0.3)
 
 
+def test_decay_rate_counts_from_the_end_of_the_warmup():
+    # The decay starts at warmup_steps + transition_begin = 1100: 0.1 -> 0.025 in
+    # the 2000 steps to 3100 is 0.5 per 1000.
+    rate = decay_rate_for(
+        0.1, 0.025, 3100, 1000, transition_begin=1000, warmup_steps=100
+    )
+    assert rate == 0.5
+    # Staircase: (2600 - 100) // 1000 = 2 stairs from 0.1 to 0.05: sqrt(0.5).
+    rate = decay_rate_for(0.1, 0.05, 2600, 1000, staircase=True, warmup_steps=100)
+    assert rate == math.sqrt(0.5)
+    with pytest.raises(ValueError) as raised:
+        decay_rate_for(0.1, 0.05, 2000, 1000, transition_begin=1000, warmup_steps=1000)
+    assert str(raised.value) == (
+        "total_steps must be > warmup_steps + transition_begin, got total_steps=2000 "
+        "with warmup_steps=1000 and transition_begin=1000: the decay starts at "
+        "warmup_steps + transition_begin"
+    )
+    with pytest.raises(ValueError) as raised:
+        decay_rate_for(0.1, 0.05, 1500, 1000, staircase=True, warmup_steps=600)
+    assert str(raised.value) == (
+        "with staircase=True the learning rate first changes at step warmup_steps + "
+        "transition_begin + decay_steps = 1600, after total_steps=1500: (total_steps "
+        "- warmup_steps - transition_begin) // decay_steps is 0, got decay_steps=1000 "
+        "with warmup_steps=600 and transition_begin=0"
+    )
+
+
+def test_from_endpoints_with_a_warmup():
+    """The peak is the initial learning rate; the final rate is reached at
+    total_steps, counted from step 0, and optax's warmup schedule agrees."""
+    schedule = jaxdecay.ExponentialDecay.from_endpoints(
+        0.1, 0.025, total_steps=3100, decay_steps=1000, transition_begin=1000,
+        warmup_steps=100, warmup_init=0.01,
+    )  # fmt: skip
+    assert schedule.decay_rate == 0.5
+    assert (schedule.warmup_steps, schedule.warmup_init) == (100, 0.01)
+    reference = optax.warmup_exponential_decay_schedule(
+        init_value=0.01, peak_value=0.1, warmup_steps=100, transition_steps=1000,
+        decay_rate=0.5, transition_begin=1000,
+    )  # fmt: skip
+    steps = jax.numpy.array([0, 50, 100, 1100, 3100])
+    np.testing.assert_allclose(schedule(steps), reference(steps), rtol=1e-5)
+    np.testing.assert_allclose(schedule(3100), 0.025, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"warmup_steps": "100"}, TypeError,
+         "warmup_steps must be an integer, got '100' of type str"),
+        ({"warmup_steps": 1.5}, TypeError,
+         "warmup_steps must be an integer, got 1.5 of type float"),
+        ({"warmup_steps": -1}, ValueError,
+         "warmup_steps must be an integer in [0, 9223372036854775807], got -1"),
+        ({"warmup_steps": np.array([1, 2])}, TypeError,
+         "warmup_steps must be a number, got an array of shape (2,); solve for "
+         "each schedule of a batch on its own"),
+        ({"warmup_init": "0"}, TypeError,
+         "warmup_init must be a real number, got '0' of type str"),
+        ({"warmup_init": math.nan}, ValueError, "warmup_init must be finite, got nan"),
+    ],
+)  # fmt: skip
+def test_from_endpoints_names_a_bad_warmup(kwargs, error, message):
+    with pytest.raises(error) as raised:
+        jaxdecay.ExponentialDecay.from_endpoints(
+            0.1, 0.01, total_steps=1000, decay_steps=100, **kwargs
+        )
+    assert str(raised.value) == message
+
+
 BAD_SOLVE_ARGUMENTS = [
     ({"initial_learning_rate": -0.1}, ValueError, "initial_learning_rate must be > 0"),
     ({"final_learning_rate": "0.1"}, TypeError, "final_learning_rate must be a real"),

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxdecay
-from jaxdecay import _interop, _json, _plot, _solve, _validation
+from jaxdecay import _interop, _json, _plot, _validation
 
 _PROG = "jaxdecay"
 _MAX_CONFIG_BYTES = 1 << 20
@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
         "learning-rate schedules (Keras' ExponentialDecay).",
         epilog="CONFIG is a JSON or YAML file, '-' for standard input, or inline "
         "JSON. It may be Keras 3's or TF 2's serialized form, a bare get_config() "
-        "dict, or optax.exponential_decay's arguments. Example: "
+        "dict, or the arguments of optax.exponential_decay or "
+        "optax.warmup_exponential_decay_schedule. Example: "
         """jaxdecay show '{"initial_learning_rate": 0.1, "decay_steps": 1000, """
         """"decay_rate": 0.96}'""",
     )
@@ -97,7 +98,8 @@ def _add_show(commands: Any) -> None:
         "show",
         help="print a table of step -> learning rate",
         description="Print a table of step -> learning rate. By default the steps "
-        "are 0, 10, 100, ... up to --end, and --end itself.",
+        "are 0, 10, 100, ... up to --end, and --end itself; with a warmup, also "
+        "its middle and its end (warmup_steps).",
     )
     show.add_argument("config", metavar="CONFIG", help="the schedule's config")
     which_steps = show.add_mutually_exclusive_group()
@@ -113,7 +115,7 @@ def _add_show(commands: Any) -> None:
         type=_step,
         metavar="STEP",
         help="the last step of the default steps "
-        "(default: transition_begin + 10 * decay_steps)",
+        "(default: warmup_steps + transition_begin + 10 * decay_steps)",
     )
     show.set_defaults(command=_show)
 
@@ -134,8 +136,8 @@ def _add_plot(commands: Any) -> None:
         "--steps",
         type=_step,
         metavar="N",
-        help="the last step drawn (default: transition_begin + 10 * decay_steps, "
-        "the larger of the two with --compare)",
+        help="the last step drawn (default: warmup_steps + transition_begin + 10 * "
+        "decay_steps, the larger of the two with --compare)",
     )
     plot.add_argument(
         "--log", action="store_true", help="a logarithmic learning-rate axis"
@@ -167,8 +169,9 @@ def _add_convert(commands: Any) -> None:
         description="Write a config in another format: jaxdecay (to_json(): Keras "
         "3's shape, jaxdecay's extensions included), keras (Keras 3's shape, only "
         "what Keras' ExponentialDecay accepts), tf2 ({class_name, config}, the "
-        "same restriction), optax (optax.exponential_decay's keyword arguments) or "
-        "yaml (the get_config() dict, as it sits in an experiment config).",
+        "same restriction), optax (the keyword arguments of optax.exponential_decay, "
+        "or of optax.warmup_exponential_decay_schedule for a warmup) or yaml (the "
+        "get_config() dict, as it sits in an experiment config).",
     )
     convert.add_argument("config", metavar="CONFIG", help="the schedule's config")
     _add_output_arguments(convert)
@@ -181,8 +184,9 @@ def _add_solve(commands: Any) -> None:
         help="find the decay rate that reaches a learning rate at a step",
         description="Print the config whose learning rate at --total-steps is "
         "--final-learning-rate: decay_rate = (final / initial) ** (decay_steps / "
-        "total_steps); with --staircase the exponent is 1 / (total_steps // "
-        "decay_steps).",
+        "t); with --staircase the exponent is 1 / (t // decay_steps). t = "
+        "total_steps - warmup_steps - transition_begin: the decay starts after the "
+        "warmup and transition_begin, total_steps counts from step 0.",
     )
     solve.add_argument(
         "--initial-learning-rate", type=float, required=True, metavar="LR"
@@ -196,7 +200,23 @@ def _add_solve(commands: Any) -> None:
         type=_step,
         default=0,
         metavar="STEP",
-        help="the step at which the decay starts (default: 0)",
+        help="the step at which the decay starts, counted after the warmup "
+        "(default: 0)",
+    )
+    solve.add_argument(
+        "--warmup-steps",
+        type=_step,
+        default=0,
+        metavar="STEPS",
+        help="a linear warmup to the initial learning rate over the first STEPS "
+        "steps (default: 0, none)",
+    )
+    solve.add_argument(
+        "--warmup-init",
+        type=float,
+        default=0.0,
+        metavar="LR",
+        help="the learning rate the warmup starts from (default: 0.0)",
     )
     _add_output_arguments(solve)
     solve.set_defaults(command=_solve_command)
@@ -319,19 +339,21 @@ def _format_value(value: np.floating[Any]) -> str:
 
 
 def _default_end(schedule: jaxdecay.ExponentialDecay) -> int:
-    return schedule.transition_begin + 10 * schedule.decay_steps
+    return schedule.warmup_steps + schedule.transition_begin + 10 * schedule.decay_steps
 
 
-def _default_steps(end: int) -> list[int]:
-    """0, 10, 100, ... below `end`, then `end`."""
-    steps = [0]
+def _default_steps(end: int, warmup_steps: int = 0) -> list[int]:
+    """0, 10, 100, ... below `end`, then `end`; with a warmup, its middle and its
+    end (the peak) too, where they are below `end`."""
+    steps = {0}
     decade = 10
     while decade < end:
-        steps.append(decade)
+        steps.add(decade)
         decade *= 10
+    steps |= {step for step in (warmup_steps // 2, warmup_steps) if 0 < step < end}
     if end > 0:
-        steps.append(end)
-    return steps
+        steps.add(end)
+    return sorted(steps)
 
 
 # ---------------------------------------------------------------------------
@@ -347,7 +369,7 @@ def _show(args: argparse.Namespace) -> int:
         end = _default_end(schedule) if args.end is None else args.end
         if end < 0:
             raise ValueError(f"--end must be >= 0, got {end}")
-        steps = _default_steps(end)
+        steps = _default_steps(end, schedule.warmup_steps)
     values = _evaluate(schedule, steps)
     print(_table(steps, values), end="")
     return 0
@@ -440,28 +462,23 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _solve_command(args: argparse.Namespace) -> int:
-    # The CLI goes through the same function as ExponentialDecay.from_endpoints.
-    decay_rate = _solve.decay_rate_for(
+    # The CLI goes through ExponentialDecay.from_endpoints, as Python code does.
+    schedule = jaxdecay.ExponentialDecay.from_endpoints(
         args.initial_learning_rate,
         args.final_learning_rate,
         args.total_steps,
         args.decay_steps,
         args.staircase,
         transition_begin=args.transition_begin,
-    )
-    schedule = jaxdecay.ExponentialDecay(
-        args.initial_learning_rate,
-        args.decay_steps,
-        decay_rate,
-        args.staircase,
-        transition_begin=args.transition_begin,
+        warmup_steps=args.warmup_steps,
+        warmup_init=args.warmup_init,
     )
     if args.final_learning_rate > args.initial_learning_rate:
         # Valid, but more often swapped arguments than a wish for growth.
         print(
             f"{_PROG}: warning: the final learning rate {args.final_learning_rate!r} "
             f"is above the initial one {args.initial_learning_rate!r}: the schedule "
-            f"grows (decay_rate {decay_rate!r} > 1)",
+            f"grows (decay_rate {schedule.decay_rate!r} > 1)",
             file=sys.stderr,
         )
     print(_interop.format_config(schedule, args.to, indent=args.indent), end="")

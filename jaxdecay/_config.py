@@ -52,13 +52,19 @@ _WRAPPER_KEYS = frozenset(
 )
 
 
+# The optax schedules a config maps onto: `exponential_decay`, and for a config with
+# a warmup `warmup_exponential_decay_schedule`.
+EXPONENTIAL_DECAY = "exponential_decay"
+WARMUP_EXPONENTIAL_DECAY = "warmup_exponential_decay_schedule"
+
+
 class Optax(NamedTuple):
     """A field as an argument of an optax schedule: its name there, and its place
     in that schedule's signature (optax orders its arguments otherwise than Keras)."""
 
     name: str
     position: int
-    schedule: str = "exponential_decay"
+    schedule: str = EXPONENTIAL_DECAY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,30 +75,34 @@ class Role:
 
     A leaf is a number the schedule's program reads (an integer as two words), and
     static otherwise; a Keras key is always written by `get_config`, an extension
-    only when it differs from its default, and `format` is the serialized format
-    that introduced the key.
+    only when it differs from its default, `optax` holds the field's argument in
+    each optax schedule that has one, and `format` is the serialized format that
+    introduced the key.
     """
 
     leaf: bool
     keras: bool
-    optax: Optax | None
+    optax: tuple[Optax, ...]
     format: int = 1
 
 
 _ROLE = "jaxdecay"  # the key of a field's role in its dataclass metadata
+_WARMUP = WARMUP_EXPONENTIAL_DECAY  # short, for the fields' declarations
 
 
 def field(
     *,
     leaf: bool,
     keras: bool,
-    optax: Optax | None,
+    optax: Optax | tuple[Optax, ...] | None,
     format: int = 1,
     default: Any = dataclasses.MISSING,
 ) -> Any:
-    """A dataclass field of `ExponentialDecay` with its `Role`."""
+    """A dataclass field of `ExponentialDecay` with its `Role`; `optax` is one
+    argument, one per optax schedule, or None."""
+    arguments = () if optax is None else (optax,) if isinstance(optax, Optax) else optax
     return dataclasses.field(
-        default=default, metadata={_ROLE: Role(leaf, keras, optax, format)}
+        default=default, metadata={_ROLE: Role(leaf, keras, tuple(arguments), format)}
     )
 
 
@@ -133,26 +143,53 @@ class ExponentialDecay:
     """
 
     initial_learning_rate: float | np.generic = field(
-        leaf=True, keras=True, optax=Optax("init_value", 0)
+        leaf=True,
+        keras=True,
+        optax=(Optax("init_value", 0), Optax("peak_value", 1, _WARMUP)),
     )
-    decay_steps: int = field(leaf=True, keras=True, optax=Optax("transition_steps", 1))
+    decay_steps: int = field(
+        leaf=True,
+        keras=True,
+        optax=(Optax("transition_steps", 1), Optax("transition_steps", 3, _WARMUP)),
+    )
     decay_rate: float | np.generic = field(
-        leaf=True, keras=True, optax=Optax("decay_rate", 2)
+        leaf=True,
+        keras=True,
+        optax=(Optax("decay_rate", 2), Optax("decay_rate", 4, _WARMUP)),
     )
     staircase: bool = field(
-        leaf=False, keras=True, optax=Optax("staircase", 4), default=False
+        leaf=False,
+        keras=True,
+        optax=(Optax("staircase", 4), Optax("staircase", 6, _WARMUP)),
+        default=False,
     )
     name: str | None = field(leaf=False, keras=True, optax=None, default=_CLASS_NAME)
     _: dataclasses.KW_ONLY
     transition_begin: int = field(
-        leaf=True, keras=False, optax=Optax("transition_begin", 3), default=0
+        leaf=True,
+        keras=False,
+        optax=(Optax("transition_begin", 3), Optax("transition_begin", 5, _WARMUP)),
+        default=0,
     )
     end_learning_rate: float | np.generic | None = field(
-        leaf=True, keras=False, optax=Optax("end_value", 5), default=None
+        leaf=True,
+        keras=False,
+        optax=(Optax("end_value", 5), Optax("end_value", 7, _WARMUP)),
+        default=None,
     )
-    warmup_steps: int = field(leaf=True, keras=False, optax=None, format=2, default=0)
+    warmup_steps: int = field(
+        leaf=True,
+        keras=False,
+        optax=Optax("warmup_steps", 2, _WARMUP),
+        format=2,
+        default=0,
+    )
     warmup_init: float | np.generic = field(
-        leaf=True, keras=False, optax=None, format=2, default=0.0
+        leaf=True,
+        keras=False,
+        optax=Optax("init_value", 0, _WARMUP),
+        format=2,
+        default=0.0,
     )
 
     def __post_init__(self) -> None:
@@ -284,19 +321,22 @@ class ExponentialDecay:
     ) -> ExponentialDecay:
         """Builds the schedule whose learning rate at `total_steps` is the final one.
 
-        `decay_rate = (final / initial) ** (decay_steps / (total_steps -
-        transition_begin))`, or with `staircase=True` `** (1 / ((total_steps -
-        transition_begin) // decay_steps))`, computed in 40-digit decimal and rounded
-        once to float64 (see `jaxdecay solve` for how close the schedule then is to
-        `final_learning_rate` at `total_steps`).
+        The decay starts at `start = warmup_steps + transition_begin`, and
+        `total_steps` counts from step 0, the warmup included: `decay_rate = (final
+        / initial) ** (decay_steps / (total_steps - start))`, or with
+        `staircase=True` `** (1 / ((total_steps - start) // decay_steps))`, computed
+        in 40-digit decimal and rounded once to float64 (see `jaxdecay solve` for
+        how close the schedule then is to `final_learning_rate` at `total_steps`).
 
         Args:
-          initial_learning_rate: the learning rate at the start.
+          initial_learning_rate: the learning rate at the start of the decay (the
+            peak, after a warmup).
           final_learning_rate: the learning rate wanted at `total_steps`.
           total_steps: the step at which the final learning rate is reached.
           decay_steps: as in the constructor.
           staircase: as in the constructor.
-          **kwargs: `name`, `transition_begin`, `end_learning_rate`.
+          **kwargs: `name`, `transition_begin`, `end_learning_rate`,
+            `warmup_steps`, `warmup_init`.
 
         Raises:
           TypeError: an argument has the wrong type (the message names it).
@@ -310,6 +350,10 @@ class ExponentialDecay:
           0.933254300796991
           >>> round(float(schedule(100_000)), 10)
           0.0001
+          >>> jaxdecay.ExponentialDecay.from_endpoints(
+          ...     0.1, 0.025, total_steps=2500, decay_steps=1000, warmup_steps=500
+          ... ).decay_rate
+          0.5
         """
         decay_rate = _solve.decay_rate_for(
             initial_learning_rate,
@@ -319,6 +363,7 @@ class ExponentialDecay:
             staircase,
             transition_begin=kwargs.get("transition_begin", 0),
             end_learning_rate=kwargs.get("end_learning_rate"),
+            warmup_steps=kwargs.get("warmup_steps", 0),
         )
         return cls(initial_learning_rate, decay_steps, decay_rate, staircase, **kwargs)
 
@@ -391,16 +436,92 @@ class ExponentialDecay:
 
     # -- optax ---------------------------------------------------------------------
 
-    def optax_kwargs(self) -> dict[str, Any]:
-        """Returns the keyword arguments of `optax.exponential_decay` for this schedule.
+    def optax_kwargs(self, *, warmup: bool = False) -> dict[str, Any]:
+        """Returns the keyword arguments of `optax.exponential_decay`, or with
+        `warmup=True` of `optax.warmup_exponential_decay_schedule`, for this schedule.
+
+        optax's `exponential_decay` has no warmup and its warmup schedule needs one,
+        so a schedule fits one of the two: the one `to_optax()` builds. In the
+        warmup's arguments `initial_learning_rate` is `peak_value` and `warmup_init`
+        is `init_value`. Without a warmup `warmup_init` is unused, and not written.
+
+        Raises:
+          ValueError: `warmup` is False and the schedule has a warmup
+            (`warmup_steps > 0`), or True and it has none.
+          TypeError: `warmup_steps` is traced: which schedule fits needs its value.
 
         Examples:
           >>> import jaxdecay
           >>> jaxdecay.ExponentialDecay(0.1, 1000, 0.5).optax_kwargs()
           {'init_value': 0.1, 'transition_steps': 1000, 'decay_rate': 0.5, \
 'transition_begin': 0, 'staircase': False, 'end_value': None}
+          >>> jaxdecay.ExponentialDecay(0.1, 1000, 0.5, warmup_steps=100).optax_kwargs(
+          ...     warmup=True)
+          {'init_value': 0.0, 'peak_value': 0.1, 'warmup_steps': 100, \
+'transition_steps': 1000, 'decay_rate': 0.5, 'transition_begin': 0, \
+'staircase': False, 'end_value': None}
         """
-        return {optax_name: getattr(self, name) for optax_name, name in OPTAX_ARGUMENTS}
+        warmup = _validation.check_bool("warmup", warmup)
+        warmups = self._warmups()
+        if not warmup and warmups.any():
+            raise ValueError(
+                f"optax.exponential_decay has no warmup; this schedule sets "
+                f"warmup_steps={preview(self.warmup_steps)}: use to_optax(), or "
+                "optax_kwargs(warmup=True) for the arguments of "
+                "optax.warmup_exponential_decay_schedule"
+            )
+        if warmup and not warmups.all():
+            raise ValueError(
+                "optax.warmup_exponential_decay_schedule needs warmup_steps > 0; "
+                f"this schedule has warmup_steps={preview(self.warmup_steps)}: use "
+                "to_optax(), or optax_kwargs() for the arguments of "
+                "optax.exponential_decay"
+            )
+        arguments = OPTAX_WARMUP_ARGUMENTS if warmup else OPTAX_ARGUMENTS
+        return {optax_name: getattr(self, name) for optax_name, name in arguments}
+
+    def to_optax(self) -> _schedule.Schedule:
+        """Returns the equivalent optax schedule, built by optax itself.
+
+        It is `optax.exponential_decay(**self.optax_kwargs())`, or for a schedule
+        with a warmup `optax.warmup_exponential_decay_schedule(**self.optax_kwargs(
+        warmup=True))`. optax computes in the compute dtype with its own rounding:
+        its values are within a few hundred float32 ulp of this schedule's (see
+        docs/numerics.md). The schedule itself is an optax schedule too: this is for
+        code that wants optax's.
+
+        Raises:
+          ImportError: optax is not installed.
+          TypeError: `warmup_steps` is traced: which schedule fits needs its value.
+
+        Examples:
+          >>> import jaxdecay
+          >>> schedule = jaxdecay.ExponentialDecay(0.1, 1000, 0.5, warmup_steps=100)
+          >>> optax_schedule = schedule.to_optax()
+          >>> print(optax_schedule(50), optax_schedule(1100))
+          0.05 0.05
+        """
+        try:
+            import optax
+        except ImportError as error:
+            # Here, not at the top: _interop builds on this module.
+            from jaxdecay import _interop
+
+            raise _interop.missing_extra("optax", "examples") from error
+        if self._warmups().any():
+            schedule = optax.warmup_exponential_decay_schedule
+            return schedule(**self.optax_kwargs(warmup=True))  # type: ignore[no-any-return]
+        return optax.exponential_decay(**self.optax_kwargs())  # type: ignore[no-any-return]
+
+    def _warmups(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """Whether the schedule (each of a batch) has a warmup: `warmup_steps > 0`."""
+        value = self.warmup_steps
+        if _validation.is_traced(value) or isinstance(value, _schedule.Words):
+            raise TypeError(
+                f"warmup_steps is {_describe_value(value)}: which optax schedule "
+                "fits this one needs its value, outside jit"
+            )
+        return np.asarray(value) > 0
 
 
 # optax's names (`transition_steps=`) get an error naming the field to use. The
@@ -456,15 +577,17 @@ REQUIRED_KEYS = frozenset(
 
 def optax_arguments(schedule: str) -> tuple[tuple[str, str], ...]:
     """(optax's name, the field's name) of optax's `schedule`, in optax's order."""
-    arguments = []
-    for item in FIELDS:
-        optax = role(item).optax
-        if optax is not None and optax.schedule == schedule:
-            arguments.append((optax.position, optax.name, item.name))
+    arguments = [
+        (optax.position, optax.name, item.name)
+        for item in FIELDS
+        for optax in role(item).optax
+        if optax.schedule == schedule
+    ]
     return tuple((optax_name, name) for _, optax_name, name in sorted(arguments))
 
 
-OPTAX_ARGUMENTS = optax_arguments("exponential_decay")
+OPTAX_ARGUMENTS = optax_arguments(EXPONENTIAL_DECAY)
+OPTAX_WARMUP_ARGUMENTS = optax_arguments(WARMUP_EXPONENTIAL_DECAY)
 
 
 def serialize(schedule: ExponentialDecay) -> dict[str, Any]:

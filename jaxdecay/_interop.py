@@ -19,8 +19,10 @@ from jaxdecay import _config
 from jaxdecay._validation import check_keys, preview
 
 _TARGET = "jaxdecay.ExponentialDecay"
-# optax's name -> the field's, for `optax.exponential_decay`'s arguments.
+# optax's name -> the field's, for the arguments of `optax.exponential_decay` and
+# of `optax.warmup_exponential_decay_schedule` (the one with `peak_value`).
 _OPTAX_KEYS = dict(_config.OPTAX_ARGUMENTS)
+_OPTAX_WARMUP_KEYS = dict(_config.OPTAX_WARMUP_ARGUMENTS)
 
 
 def _schema() -> type:
@@ -54,7 +56,8 @@ def schedule_from_data(data: Any) -> _config.ExponentialDecay:
 
     The shapes: Keras 3's or TF 2's serialized form (with `class_name`), a bare
     `get_config()` dict (with a Hydra `_target_` of `jaxdecay.ExponentialDecay`
-    allowed), or `optax.exponential_decay`'s keyword arguments (with `init_value`).
+    allowed), or the keyword arguments of `optax.exponential_decay` (with
+    `init_value`) or `optax.warmup_exponential_decay_schedule` (with `peak_value`).
 
     Raises:
       TypeError: `data` is not a mapping, or a value has the wrong type.
@@ -67,7 +70,7 @@ def schedule_from_data(data: Any) -> _config.ExponentialDecay:
         )
     if "class_name" in data:
         return _config.deserialize(data)
-    if "init_value" in data:
+    if "init_value" in data or "peak_value" in data:
         return from_optax_kwargs(data)
     if "_target_" in data:
         target = data["_target_"]
@@ -81,23 +84,45 @@ def schedule_from_data(data: Any) -> _config.ExponentialDecay:
 
 
 def from_optax_kwargs(kwargs: Mapping[str, Any]) -> _config.ExponentialDecay:
-    """Builds a schedule from `optax.exponential_decay`'s keyword arguments.
+    """Builds a schedule from the keyword arguments of an optax schedule.
 
-    The inverse of `ExponentialDecay.optax_kwargs()`. Unlike optax, values that optax
-    would accept silently (a zero `transition_steps`, say) are refused.
+    A mapping with `peak_value` holds those of `optax.warmup_exponential_decay_schedule`
+    (its `init_value` is `warmup_init`), any other those of `optax.exponential_decay`:
+    the inverse of `ExponentialDecay.optax_kwargs()`, with or without `warmup=True`.
+    The keys optax requires are required, and unknown ones refused. Unlike optax,
+    values that optax would accept silently (a zero `transition_steps`, say) are
+    refused.
+
+    Raises:
+      TypeError: a value has the wrong type.
+      ValueError: a key is missing or unknown, or a value is out of range.
+
+    Examples:
+      >>> from jaxdecay._interop import from_optax_kwargs
+      >>> from_optax_kwargs({"init_value": 0.0, "peak_value": 0.1, "warmup_steps": 100,
+      ...     "transition_steps": 1000, "decay_rate": 0.5}).warmup_steps
+      100
     """
+    warmup = "peak_value" in kwargs
+    keys = _OPTAX_WARMUP_KEYS if warmup else _OPTAX_KEYS
+    # optax requires the fields without a default, and in the warmup schedule its
+    # own arguments (warmup_steps, and init_value, the warmup's start): the ones
+    # exponential_decay lacks.
     required = {
-        optax for optax, name in _OPTAX_KEYS.items() if name in _config.REQUIRED_KEYS
+        optax
+        for optax, name in keys.items()
+        if name in _config.REQUIRED_KEYS or name not in _OPTAX_KEYS.values()
     }
+    function = _config.WARMUP_EXPONENTIAL_DECAY if warmup else _config.EXPONENTIAL_DECAY
     check_keys(
-        "optax arguments",
+        f"optax.{function}'s arguments",
         kwargs,
-        known=list(_OPTAX_KEYS),
+        known=list(keys),
         required=required,
         plural=True,
     )
     return _config.ExponentialDecay(
-        **{_OPTAX_KEYS[key]: value for key, value in kwargs.items()}
+        **{keys[key]: value for key, value in kwargs.items()}
     )
 
 
@@ -113,9 +138,12 @@ def format_config(
 ) -> str:
     """Returns `schedule` in the format `to` (one of `convert --to`), with a newline.
 
+    `optax` is the keyword arguments of `optax.exponential_decay`, or of
+    `optax.warmup_exponential_decay_schedule` for a schedule with a warmup.
+
     Raises:
-      ValueError: `to` is keras or tf2 and the schedule uses jaxdecay's extensions,
-        which Keras' `ExponentialDecay` refuses.
+      ValueError: `to` is keras or tf2 and the schedule uses jaxdecay's extensions
+        (a warmup among them), which Keras' `ExponentialDecay` refuses.
     """
     data: dict[str, Any]
     if to == "jaxdecay":
@@ -129,20 +157,23 @@ def format_config(
             if key in _config.EXTENSION_KEYS
         }
         if extensions:
+            *others, last = extensions
+            names = f"{', '.join(others)} or {last}" if others else last
             settings = ", ".join(
                 f"{key}={value!r}" for key, value in extensions.items()
             )
             raise ValueError(
-                f"Keras' ExponentialDecay has no {' or '.join(extensions)}; this "
-                f"schedule sets {settings} (use --to jaxdecay)"
+                f"Keras' ExponentialDecay has no {names}; this schedule sets "
+                f"{settings} (use --to jaxdecay)"
             )
         data = _config.serialize(schedule)
         if to == "tf2":
             data = {"class_name": data["class_name"], "config": data["config"]}
     elif to == "optax":
+        warmup = schedule.warmup_steps > 0
         data = {
             key: value.item() if isinstance(value, np.generic) else value
-            for key, value in schedule.optax_kwargs().items()
+            for key, value in schedule.optax_kwargs(warmup=warmup).items()
         }
     else:
         raise ValueError(f"--to must be one of {', '.join(FORMATS)}, got {to!r}")

@@ -35,11 +35,13 @@ def plot_grid(
     """The steps at which to evaluate `schedule` to draw it from 0 (or 1) to `end`.
 
     A staircase is drawn exactly from the steps on both sides of each stair edge,
-    `transition_begin + k * decay_steps - 1` and `+ k * decay_steps`, whatever
-    `end` is: 10**8 steps of stairs of 1000 are 2 * 10**5 points. Beyond 10**4 stairs
-    (more than a figure's pixels) they are sampled evenly, and the note says so.
-    A continuous curve gets 4,000 points, log-spaced for a logarithmic step axis,
-    plus the steps where its formula changes.
+    `start + k * decay_steps - 1` and `+ k * decay_steps` (the decay starts at
+    `start = warmup_steps + transition_begin`), whatever `end` is: 10**8 steps of
+    stairs of 1000 are 2 * 10**5 points. Beyond 10**4 stairs (more than a figure's
+    pixels) they are sampled evenly, and the note says so. A continuous curve gets
+    4,000 points, log-spaced for a logarithmic step axis, plus the steps where its
+    formula changes. A warmup's ramp gets 4,000 points (or every step) of its own
+    in a staircase, which is drawn flat between points.
 
     Returns:
       The sorted, unique int64 steps, and a note for the user or None.
@@ -47,9 +49,11 @@ def plot_grid(
     start = 1 if log_steps else 0
     if end <= start:
         raise ValueError(f"the last step drawn must be > {start}, got {end}")
-    begin, decay_steps = schedule.transition_begin, schedule.decay_steps
+    warmup, decay_steps = schedule.warmup_steps, schedule.decay_steps
+    begin = warmup + schedule.transition_begin
     note = None
-    fixed = np.array([start, end, min(max(begin, start), end)], dtype=np.int64)
+    changes = [min(max(step, start), end) for step in (begin, warmup)]
+    fixed = np.array([start, end, *changes], dtype=np.int64)
     if schedule.staircase:
         stairs = max(end - begin, 0) // decay_steps
         if stairs > _MAX_STAIRS:
@@ -61,17 +65,30 @@ def plot_grid(
             )
         else:
             stair_numbers = np.arange(1, stairs + 1, dtype=np.int64)
-        edges = begin + stair_numbers * decay_steps
-        grid = np.concatenate([fixed, edges - 1, edges])
-    else:
-        spaced = (
-            np.geomspace(start, end, _CURVE_POINTS)
-            if log_steps
-            else np.linspace(start, end, _CURVE_POINTS)
+        # No stairs when the decay starts after `end` (possibly beyond int64).
+        edges = min(begin, end) + stair_numbers * decay_steps
+        ramp = (
+            _spaced(start, min(warmup, end), log_steps)
+            if warmup > start
+            else np.empty(0, np.int64)
         )
-        grid = np.concatenate([fixed, fixed + 1, spaced.round().astype(np.int64)])
+        grid = np.concatenate([fixed, edges - 1, edges, ramp])
+    else:
+        spaced = _spaced(start, end, log_steps)
+        grid = np.concatenate([fixed, fixed + 1, spaced])
     grid = grid[(grid >= start) & (grid <= end)]
     return np.unique(grid), note
+
+
+def _spaced(first: int, last: int, log_steps: bool) -> np.ndarray:
+    """4,000 steps from `first` to `last`, evenly or log-spaced (rounded: fewer
+    where there are fewer steps)."""
+    spaced = (
+        np.geomspace(first, last, _CURVE_POINTS)
+        if log_steps
+        else np.linspace(first, last, _CURVE_POINTS)
+    )
+    return np.asarray(spaced.round().astype(np.int64))
 
 
 def draw(curves: Sequence[Curve], *, log: bool, log_steps: bool, dpi: int = 100) -> Any:
@@ -115,12 +132,10 @@ def draw(curves: Sequence[Curve], *, log: bool, log_steps: bool, dpi: int = 100)
 
 
 def formula(schedule: jaxdecay.ExponentialDecay) -> str:
-    """The schedule as a Python expression of `step`, for titles and legends."""
-    elapsed = (
-        "step"
-        if schedule.transition_begin == 0
-        else f"(step - {schedule.transition_begin})"
-    )
+    """The schedule as a Python expression of `step`, for titles and legends; a
+    warmup is said before it."""
+    begin = schedule.warmup_steps + schedule.transition_begin
+    elapsed = "step" if begin == 0 else f"(step - {begin})"
     division = "//" if schedule.staircase else "/"
     text = (
         f"{float(schedule.initial_learning_rate):.6g} * "
@@ -130,4 +145,10 @@ def formula(schedule: jaxdecay.ExponentialDecay) -> str:
     if schedule.end_learning_rate is not None:
         bound = "max" if float(schedule.decay_rate) < 1 else "min"
         text = f"{bound}({float(schedule.end_learning_rate):.6g}, {text})"
+    if schedule.warmup_steps > 0:
+        text = (
+            f"warmup {float(schedule.warmup_init):.6g} -> "
+            f"{float(schedule.initial_learning_rate):.6g} to step "
+            f"{schedule.warmup_steps}, then {text}"
+        )
     return text

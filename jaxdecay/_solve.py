@@ -29,10 +29,13 @@ def decay_rate_for(
     *,
     transition_begin: Any = 0,
     end_learning_rate: Any = None,
+    warmup_steps: Any = 0,
 ) -> float:
     """Returns the `decay_rate` that reaches `final_learning_rate` at `total_steps`.
 
-    With `t = total_steps - transition_begin`, the rate is::
+    The decay starts at `warmup_steps + transition_begin` (`total_steps` counts
+    from step 0, the warmup included). With `t = total_steps - warmup_steps -
+    transition_begin`, the rate is::
 
         (final_learning_rate / initial_learning_rate) ** (decay_steps / t)
 
@@ -46,15 +49,17 @@ def decay_rate_for(
     A final rate above the initial one gives a rate above 1 (growth).
 
     Args:
-      initial_learning_rate: the learning rate at the start; finite and > 0.
+      initial_learning_rate: the learning rate at the start of the decay (the peak,
+        after a warmup); finite and > 0.
       final_learning_rate: the learning rate wanted at `total_steps`; finite and > 0.
       total_steps: the step at which the schedule is at `final_learning_rate`; an
-        integer > `transition_begin`.
+        integer > `warmup_steps + transition_begin`.
       decay_steps: the schedule's `decay_steps`; an integer >= 1.
       staircase: whether the schedule decays in whole stairs of `decay_steps`.
       transition_begin: the schedule's `transition_begin`; an integer >= 0.
       end_learning_rate: the schedule's bound, or None; it must not cut the schedule
         off before `final_learning_rate`.
+      warmup_steps: the schedule's `warmup_steps`; an integer >= 0.
 
     Returns:
       The decay rate, a finite float64 > 0.
@@ -70,6 +75,9 @@ def decay_rate_for(
       0.954992586021436
       >>> decay_rate_for(0.1, 0.05, total_steps=2500, decay_steps=1000, staircase=True)
       0.7071067811865476
+      >>> decay_rate_for(0.1, 0.025, total_steps=2500, decay_steps=1000,
+      ...     warmup_steps=500)
+      0.5
     """
     _check_scalars(
         initial_learning_rate=initial_learning_rate,
@@ -78,6 +86,7 @@ def decay_rate_for(
         decay_steps=decay_steps,
         transition_begin=transition_begin,
         end_learning_rate=end_learning_rate,
+        warmup_steps=warmup_steps,
     )
     initial = _validation.check_real(
         "initial_learning_rate", initial_learning_rate, positive=True
@@ -100,15 +109,14 @@ def decay_rate_for(
         if end_learning_rate is None
         else _validation.check_real("end_learning_rate", end_learning_rate)
     )
-    elapsed = total - begin
-    if elapsed <= 0:
-        raise ValueError(
-            f"total_steps must be > transition_begin, got total_steps={total!r} "
-            f"and transition_begin={begin!r}: the schedule holds its initial "
-            "learning rate up to transition_begin"
-        )
+    warmup = _validation.check_integer(
+        "warmup_steps", warmup_steps, minimum=0, maximum=_validation.INT64_MAX
+    )
+    _check_change_by(total, begin, warmup, steps_per_decay, stairs)
 
-    exact_rate = _exact_rate(initial, final, total, begin, steps_per_decay, stairs)
+    exact_rate = _exact_rate(
+        initial, final, total, warmup + begin, steps_per_decay, stairs
+    )
     rate = float(exact_rate)  # correctly rounded
     if not (math.isfinite(rate) and rate > 0):
         raise ValueError(
@@ -122,11 +130,38 @@ def decay_rate_for(
     return rate
 
 
+def _check_change_by(
+    total: int, begin: int, warmup: int, steps_per_decay: int, stairs: bool
+) -> None:
+    """Refuses a `total_steps` by which the decay has not changed the rate yet."""
+    start = "warmup_steps + transition_begin" if warmup else "transition_begin"
+    elapsed = (
+        "total_steps - warmup_steps - transition_begin"
+        if warmup
+        else ("total_steps - transition_begin")
+    )
+    given = f"warmup_steps={warmup!r} and " if warmup else ""
+    given += f"transition_begin={begin!r}"
+    if total <= warmup + begin:
+        raise ValueError(
+            f"total_steps must be > {start}, got total_steps={total!r} with {given}: "
+            f"the decay starts at {start}"
+        )
+    if stairs and (total - warmup - begin) // steps_per_decay == 0:
+        raise ValueError(
+            "with staircase=True the learning rate first changes at step "
+            f"{start} + decay_steps = {warmup + begin + steps_per_decay}, after "
+            f"total_steps={total!r}: ({elapsed}) // decay_steps is 0, got "
+            f"decay_steps={steps_per_decay!r} with {given}"
+        )
+
+
 def _exact_rate(
-    initial: Any, final: Any, total: int, begin: int, steps_per_decay: int, stairs: bool
+    initial: Any, final: Any, total: int, start: int, steps_per_decay: int, stairs: bool
 ) -> decimal.Decimal:
-    """The exact decay rate, in 40-digit decimal arithmetic."""
-    elapsed = total - begin
+    """The exact decay rate, in 40-digit decimal arithmetic; the decay starts at
+    step `start` (warmup_steps + transition_begin)."""
+    elapsed = total - start
     with decimal.localcontext() as context:
         context.prec = _DIGITS
         # Decimal(float) is exact, ln and exp are correctly rounded.
@@ -134,15 +169,7 @@ def _exact_rate(
             decimal.Decimal(float(final)) / decimal.Decimal(float(initial))
         ).ln()
         if stairs:
-            whole_stairs = elapsed // steps_per_decay
-            if whole_stairs == 0:
-                raise ValueError(
-                    "with staircase=True the learning rate first changes at step "
-                    f"transition_begin + decay_steps = {begin + steps_per_decay}, "
-                    f"after total_steps={total!r}: (total_steps - transition_begin) "
-                    f"// decay_steps is 0, got decay_steps={steps_per_decay!r}"
-                )
-            exact_rate = (log_ratio / whole_stairs).exp()
+            exact_rate = (log_ratio / (elapsed // steps_per_decay)).exp()
         else:
             exact_rate = (log_ratio * steps_per_decay / elapsed).exp()
     return exact_rate

@@ -277,10 +277,16 @@ def check_keys(
 @functools.cache
 def optax_names() -> dict[str, str]:
     """optax's name -> jaxdecay's (Keras') name, for the arguments optax's
-    `exponential_decay` names otherwise, as the fields of `ExponentialDecay` declare."""
+    `exponential_decay` and `warmup_exponential_decay_schedule` name otherwise, as
+    the fields of `ExponentialDecay` declare. `init_value` is `exponential_decay`'s:
+    `initial_learning_rate` (the warmup's `init_value` is `warmup_init`)."""
     from jaxdecay import _config  # which imports this module: read when first needed
 
-    return {optax: name for optax, name in _config.OPTAX_ARGUMENTS if optax != name}
+    names: dict[str, str] = {}
+    for optax, name in (*_config.OPTAX_ARGUMENTS, *_config.OPTAX_WARMUP_ARGUMENTS):
+        if optax != name:
+            names.setdefault(optax, name)
+    return names
 
 
 _P = ParamSpec("_P")

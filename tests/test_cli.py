@@ -245,6 +245,24 @@ def test_show_default_end_counts_from_transition_begin(cli):
     assert table(out)[1][-1][0] == 500 + 10 * 1000
 
 
+def test_show_default_steps_cover_the_warmup(cli, float_dtype):
+    """The middle and the end of the ramp are shown, and the default end counts
+    the warmup: 500 + 10 * 1000."""
+    config = {**STAIRS, "warmup_steps": 500, "warmup_init": 0.0}
+    code, out, _ = cli("show", json.dumps(config))
+    assert code == 0
+    # By hand: 0.1 * step / 500 up to 500, then a stair of 0.5 every 1000 steps.
+    expected = {0: 0.0, 10: 0.002, 100: 0.02, 250: 0.05, 500: 0.1, 1000: 0.1,
+                10_000: 0.1 * 0.5**9, 10_500: 0.1 * 0.5**10}  # fmt: skip
+    rows = table(out)[1]
+    assert [step for step, _ in rows] == list(expected)
+    for step, text in rows:
+        assert ulps(float_dtype.type(text), float_dtype.type(expected[step])) <= 1
+    # A warmup past --end shows none of its steps beyond it.
+    code, out, _ = cli("show", json.dumps(config), "--end", "300")
+    assert [step for step, _ in table(out)[1]] == [0, 10, 100, 250, 300]
+
+
 def test_show_prints_values_that_read_back_exactly(cli, float_dtype):
     """Each printed value, read as the table's dtype, is the schedule's value."""
     config = {"initial_learning_rate": 0.3, "decay_steps": 7, "decay_rate": 0.91}
@@ -461,6 +479,48 @@ def test_formula_names_the_schedule():
     assert _plot.formula(schedule) == "max(0.01, 0.1 * 0.5 ** ((step - 5) / 10))"
 
 
+def test_grid_samples_the_warmup_ramp():
+    """A staircase is drawn flat between points: the ramp gets points of its own.
+    The decay's stairs start at warmup_steps + transition_begin."""
+    schedule = jaxdecay.ExponentialDecay(
+        0.1, 1000, 0.5, True, transition_begin=250, warmup_steps=10_000
+    )
+    steps, note = _plot.plot_grid(schedule, 20_250)
+    assert note is None
+    ramp = steps[steps <= 10_000]
+    assert ramp[0] == 0
+    assert ramp[-1] == 10_000
+    assert 3_990 <= ramp.size <= 4_010
+    assert np.diff(ramp).max() <= 3  # no flat run a figure would show
+    edges = [10_250 + k * 1000 for k in range(1, 11)]
+    assert set(edges) | {edge - 1 for edge in edges} | {10_250} <= set(steps.tolist())
+    assert steps[(steps > 10_000) & (steps < 10_250)].size == 0
+    # A short ramp: every step of it.
+    short = dataclasses.replace(schedule, warmup_steps=50)
+    assert set(range(51)) <= set(_plot.plot_grid(short, 5_000)[0].tolist())
+    # Continuous: the line needs its ends only, the kink at the peak among them.
+    smooth = dataclasses.replace(schedule, staircase=False, warmup_steps=100)
+    assert {0, 100, 350} <= set(_plot.plot_grid(smooth, 10**8)[0].tolist())
+
+
+def test_formula_names_the_warmup():
+    schedule = jaxdecay.ExponentialDecay(
+        0.1, 1000, 0.5, True, transition_begin=250, warmup_steps=500,
+        warmup_init=0.001,
+    )  # fmt: skip
+    assert _plot.formula(schedule) == (
+        "warmup 0.001 -> 0.1 to step 500, then 0.1 * 0.5 ** ((step - 750) // 1000)"
+    )
+
+
+def test_plot_draws_the_warmup(cli, tmp_path):
+    config = {**STAIRS, "warmup_steps": 2000}
+    path = tmp_path / "warm.png"
+    assert cli("plot", json.dumps(config), "-o", path) == (0, f"wrote {path}\n", "")
+    with Image.open(path) as image:
+        assert image.size == (640, 400)
+
+
 def test_plot_of_a_hundred_million_steps_takes_seconds(cli, tmp_path):
     config = {"initial_learning_rate": 0.1, "decay_steps": 1, "decay_rate": 0.9999999,
               "staircase": True}  # fmt: skip
@@ -605,6 +665,52 @@ def test_convert_refuses_what_keras_cannot_load(cli, to):
     err = in_process_error(cli, "convert", EXTENDED.to_json(), "--to", to)
     assert "transition_begin or end_learning_rate" in err
     assert "--to jaxdecay" in err
+    warmup = jaxdecay.ExponentialDecay(
+        0.1, 1000, 0.5, transition_begin=100, warmup_steps=200, warmup_init=0.01
+    )
+    err = in_process_error(cli, "convert", warmup.to_json(), "--to", to)
+    assert err == (
+        "jaxdecay: error: Keras' ExponentialDecay has no transition_begin, "
+        "warmup_steps or warmup_init; this schedule sets transition_begin=100, "
+        "warmup_steps=200, warmup_init=0.01 (use --to jaxdecay)\n"
+    )
+
+
+WARMUP = jaxdecay.ExponentialDecay(
+    0.1, 1000, 0.5, True, transition_begin=100, end_learning_rate=1e-3,
+    warmup_steps=200, warmup_init=0.01,
+)  # fmt: skip
+
+
+def test_convert_a_warmup_to_optax_and_back(cli, tmp_path):
+    """--to optax writes warmup_exponential_decay_schedule's arguments, which optax
+    builds and the command line reads back."""
+    code, out, err = cli("convert", WARMUP.to_json(), "--to", "optax")
+    assert (code, err) == (0, "")
+    kwargs = json.loads(out)
+    assert kwargs == {
+        "init_value": 0.01,
+        "peak_value": 0.1,
+        "warmup_steps": 200,
+        "transition_steps": 1000,
+        "decay_rate": 0.5,
+        "transition_begin": 100,
+        "staircase": True,
+        "end_value": 1e-3,
+    }
+    steps = jax.numpy.array([0, 50, 199, 200, 1299, 1300, 20_000])
+    np.testing.assert_allclose(
+        WARMUP(steps),
+        optax.warmup_exponential_decay_schedule(**kwargs)(steps),
+        rtol=1e-5,
+    )
+    path = tmp_path / "optax.json"
+    path.write_text(out)
+    assert cli("show", path) == cli("show", WARMUP.to_json())
+    code, back, _ = cli("convert", path)
+    assert jaxdecay.ExponentialDecay.from_json(back) == dataclasses.replace(
+        WARMUP, name="ExponentialDecay"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -641,6 +747,30 @@ def test_solve_with_transition_begin_reaches_the_rate_at_total_steps(cli):
     assert schedule.transition_begin == 1000
     assert schedule.decay_rate == 0.5
     assert float(schedule(3000)) == pytest.approx(0.025, rel=1e-7)
+
+
+def test_solve_with_a_warmup_counts_total_steps_from_step_0(cli):
+    # The decay starts at 500 + 1000: 0.1 -> 0.025 in the 2000 steps to 3500.
+    schedule = solve(
+        cli, "--initial-learning-rate", "0.1", "--final-learning-rate", "0.025",
+        "--total-steps", "3500", "--decay-steps", "1000", "--transition-begin", "1000",
+        "--warmup-steps", "500", "--warmup-init", "1e-3",
+    )  # fmt: skip
+    assert (schedule.warmup_steps, schedule.warmup_init) == (500, 1e-3)
+    assert schedule.decay_rate == 0.5
+    assert float(schedule(3500)) == pytest.approx(0.025, rel=1e-7)
+    err = in_process_error(
+        cli, "solve", "--initial-learning-rate", "0.1", "--final-learning-rate",
+        "0.025", "--total-steps", "500", "--decay-steps", "1000",
+        "--warmup-steps", "500",
+    )  # fmt: skip
+    assert "total_steps must be > warmup_steps + transition_begin" in err
+    err = in_process_error(
+        cli, "solve", "--initial-learning-rate", "0.1", "--final-learning-rate",
+        "0.025", "--total-steps", "3500", "--decay-steps", "1000",
+        "--warmup-init", "inf",
+    )  # fmt: skip
+    assert err == "jaxdecay: error: warmup_init must be finite, got inf\n"
 
 
 def test_solve_growth_and_other_formats(cli):
@@ -768,6 +898,76 @@ def test_decay_rate_with_transition_begin_and_end_learning_rate():
         decay_rate_for(0.1, 0.025, 3000, 1000, end_learning_rate=0.03)
     with pytest.raises(ValueError, match=r"end_learning_rate=0\.3 is a ceiling below"):
         decay_rate_for(0.1, 0.4, 3000, 1000, end_learning_rate=0.3)
+
+
+def test_decay_rate_counts_from_the_end_of_the_warmup():
+    # The decay starts at warmup_steps + transition_begin = 1100: 0.1 -> 0.025 in
+    # the 2000 steps to 3100 is 0.5 per 1000.
+    rate = decay_rate_for(
+        0.1, 0.025, 3100, 1000, transition_begin=1000, warmup_steps=100
+    )
+    assert rate == 0.5
+    # Staircase: (2600 - 100) // 1000 = 2 stairs from 0.1 to 0.05: sqrt(0.5).
+    rate = decay_rate_for(0.1, 0.05, 2600, 1000, staircase=True, warmup_steps=100)
+    assert rate == math.sqrt(0.5)
+    with pytest.raises(ValueError) as raised:
+        decay_rate_for(0.1, 0.05, 2000, 1000, transition_begin=1000, warmup_steps=1000)
+    assert str(raised.value) == (
+        "total_steps must be > warmup_steps + transition_begin, got total_steps=2000 "
+        "with warmup_steps=1000 and transition_begin=1000: the decay starts at "
+        "warmup_steps + transition_begin"
+    )
+    with pytest.raises(ValueError) as raised:
+        decay_rate_for(0.1, 0.05, 1500, 1000, staircase=True, warmup_steps=600)
+    assert str(raised.value) == (
+        "with staircase=True the learning rate first changes at step warmup_steps + "
+        "transition_begin + decay_steps = 1600, after total_steps=1500: (total_steps "
+        "- warmup_steps - transition_begin) // decay_steps is 0, got decay_steps=1000 "
+        "with warmup_steps=600 and transition_begin=0"
+    )
+
+
+def test_from_endpoints_with_a_warmup():
+    """The peak is the initial learning rate; the final rate is reached at
+    total_steps, counted from step 0, and optax's warmup schedule agrees."""
+    schedule = jaxdecay.ExponentialDecay.from_endpoints(
+        0.1, 0.025, total_steps=3100, decay_steps=1000, transition_begin=1000,
+        warmup_steps=100, warmup_init=0.01,
+    )  # fmt: skip
+    assert schedule.decay_rate == 0.5
+    assert (schedule.warmup_steps, schedule.warmup_init) == (100, 0.01)
+    reference = optax.warmup_exponential_decay_schedule(
+        init_value=0.01, peak_value=0.1, warmup_steps=100, transition_steps=1000,
+        decay_rate=0.5, transition_begin=1000,
+    )  # fmt: skip
+    steps = jax.numpy.array([0, 50, 100, 1100, 3100])
+    np.testing.assert_allclose(schedule(steps), reference(steps), rtol=1e-5)
+    np.testing.assert_allclose(schedule(3100), 0.025, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"warmup_steps": "100"}, TypeError,
+         "warmup_steps must be an integer, got '100' of type str"),
+        ({"warmup_steps": 1.5}, TypeError,
+         "warmup_steps must be an integer, got 1.5 of type float"),
+        ({"warmup_steps": -1}, ValueError,
+         "warmup_steps must be an integer in [0, 9223372036854775807], got -1"),
+        ({"warmup_steps": np.array([1, 2])}, TypeError,
+         "warmup_steps must be a number, got an array of shape (2,); solve for "
+         "each schedule of a batch on its own"),
+        ({"warmup_init": "0"}, TypeError,
+         "warmup_init must be a real number, got '0' of type str"),
+        ({"warmup_init": math.nan}, ValueError, "warmup_init must be finite, got nan"),
+    ],
+)  # fmt: skip
+def test_from_endpoints_names_a_bad_warmup(kwargs, error, message):
+    with pytest.raises(error) as raised:
+        jaxdecay.ExponentialDecay.from_endpoints(
+            0.1, 0.01, total_steps=1000, decay_steps=100, **kwargs
+        )
+    assert str(raised.value) == message
 
 
 BAD_SOLVE_ARGUMENTS = [

@@ -3,15 +3,18 @@
 import copy
 import copyreg
 import dataclasses
+import inspect
 import json
 import pickle
 import re
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+chex = pytest.importorskip("chex")
 optax = pytest.importorskip("optax")
 
 from _reference import bits
@@ -424,3 +427,119 @@ def test_optax_kwargs_drive_optax(step, expected):
     )
     value = optax.exponential_decay(**schedule.optax_kwargs())(jnp.asarray(step))
     np.testing.assert_allclose(value, expected, rtol=2e-6)
+
+
+# optax's two schedules: the signatures are optax's own, the values optax's.
+
+WARMUP = ExponentialDecay(
+    0.1, 1000, 0.5, warmup_steps=100, warmup_init=0.01, name="warm"
+)
+
+
+@pytest.mark.parametrize(
+    ("warmup", "function"),
+    [
+        (False, optax.exponential_decay),
+        (True, optax.warmup_exponential_decay_schedule),
+    ],
+)
+def test_optax_kwargs_are_optax_arguments_in_optax_order(warmup, function):
+    """The roles declared on the fields name optax's parameters, in its order."""
+    schedule = WARMUP if warmup else ExponentialDecay(0.1, 1000, 0.5)
+    kwargs = schedule.optax_kwargs(warmup=warmup)
+    assert list(kwargs) == list(inspect.signature(function).parameters)
+
+
+def test_optax_kwargs_of_a_warmup():
+    """In the warmup's arguments the peak is initial_learning_rate and init_value is
+    warmup_init."""
+    assert WARMUP.optax_kwargs(warmup=True) == {
+        "init_value": 0.01,
+        "peak_value": 0.1,
+        "warmup_steps": 100,
+        "transition_steps": 1000,
+        "decay_rate": 0.5,
+        "transition_begin": 0,
+        "staircase": False,
+        "end_value": None,
+    }
+
+
+def test_optax_kwargs_refuse_the_schedule_that_does_not_fit():
+    with pytest.raises(ValueError) as raised:
+        WARMUP.optax_kwargs()
+    assert str(raised.value) == (
+        "optax.exponential_decay has no warmup; this schedule sets warmup_steps=100: "
+        "use to_optax(), or optax_kwargs(warmup=True) for the arguments of "
+        "optax.warmup_exponential_decay_schedule"
+    )
+    with pytest.raises(ValueError) as raised:
+        ExponentialDecay(0.1, 1000, 0.5, warmup_init=0.01).optax_kwargs(warmup=True)
+    assert str(raised.value) == (
+        "optax.warmup_exponential_decay_schedule needs warmup_steps > 0; this "
+        "schedule has warmup_steps=0: use to_optax(), or optax_kwargs() for the "
+        "arguments of optax.exponential_decay"
+    )
+    with pytest.raises(TypeError, match="warmup must be a bool, got 1 of type int"):
+        WARMUP.optax_kwargs(warmup=1)
+
+
+def test_optax_kwargs_of_a_traced_schedule_are_refused():
+    def kwargs(schedule):
+        return schedule.optax_kwargs()
+
+    with pytest.raises(TypeError, match="warmup_steps is a traced integer"):
+        jax.jit(kwargs)(WARMUP)
+
+
+OPTAX_STEPS = np.array(
+    [-5, 0, 1, 37, 50, 99, 100, 101, 350, 599, 600, 1099, 1100, 1101, 3100, 7777,
+     20_000],
+    np.int32,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("staircase", [False, True])
+@pytest.mark.parametrize("transition_begin", [0, 500])
+@pytest.mark.parametrize("end_learning_rate", [None, 0.02])
+@pytest.mark.parametrize("warmup_steps", [0, 100])
+def test_to_optax_is_optax_schedule_with_the_same_values(
+    staircase, transition_begin, end_learning_rate, warmup_steps
+):
+    """to_optax() is optax's schedule, and gives jaxdecay's values within optax's
+    float32 error (about a hundred ulp), in the warmup, at its end and after."""
+    schedule = ExponentialDecay(
+        0.1,
+        1000,
+        0.5,
+        staircase,
+        transition_begin=transition_begin,
+        end_learning_rate=end_learning_rate,
+        warmup_steps=warmup_steps,
+        warmup_init=0.01,
+    )
+    steps = jnp.asarray(OPTAX_STEPS)
+    chex.assert_trees_all_close(
+        schedule.to_optax()(steps), schedule(steps), rtol=1e-5, atol=0
+    )
+
+
+def test_to_optax_builds_the_schedule_that_fits():
+    """Hand-worked: a warmup from 0.01 to 0.1 over 100 steps, then halving every
+    1000 steps."""
+    values = WARMUP.to_optax()(jnp.asarray([0, 50, 100, 1100, 2100]))
+    chex.assert_trees_all_close(
+        values, jnp.asarray([0.01, 0.055, 0.1, 0.05, 0.025]), rtol=1e-6
+    )
+    plain = ExponentialDecay(0.1, 1000, 0.5, warmup_init=0.01)  # no warmup: unused
+    values = plain.to_optax()(jnp.asarray([0, 1000, 2000]))
+    chex.assert_trees_all_close(values, jnp.asarray([0.1, 0.05, 0.025]), rtol=1e-6)
+
+
+def test_to_optax_without_optax_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "optax", None)  # import optax raises
+    with pytest.raises(ImportError) as raised:
+        WARMUP.to_optax()
+    assert str(raised.value) == (
+        "this needs optax, which is not installed: pip install 'jaxdecay[examples]'"
+    )

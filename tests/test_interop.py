@@ -283,17 +283,63 @@ def test_load_yaml_errors_are_one_line_value_errors(text, message):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("schedule", [SCHEDULE, EXTENDED])
+WARMUP = jaxdecay.ExponentialDecay(
+    0.1, 1000, 0.5, True, transition_begin=200, end_learning_rate=1e-3,
+    warmup_steps=100, warmup_init=0.01,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("schedule", [SCHEDULE, EXTENDED, WARMUP])
 def test_optax_kwargs_round_trip(schedule):
-    restored = _interop.from_optax_kwargs(schedule.optax_kwargs())
+    warmup = schedule.warmup_steps > 0
+    kwargs = schedule.optax_kwargs(warmup=warmup)
+    restored = _interop.from_optax_kwargs(kwargs)
     assert restored == dataclasses.replace(schedule, name="ExponentialDecay")
+    assert _interop.schedule_from_data(kwargs) == restored
+
+
+def test_optax_kwargs_of_the_warmup_schedule_by_hand():
+    """peak_value marks warmup_exponential_decay_schedule's arguments, whose
+    init_value is the warmup's start; optax's defaults are jaxdecay's."""
+    kwargs = {"init_value": 0.0, "peak_value": 0.1, "warmup_steps": 100,
+              "transition_steps": 1000, "decay_rate": 0.5}  # fmt: skip
+    assert _interop.from_optax_kwargs(kwargs) == jaxdecay.ExponentialDecay(
+        0.1, 1000, 0.5, warmup_steps=100, warmup_init=0.0
+    )
 
 
 def test_optax_kwargs_errors():
-    with pytest.raises(ValueError, match="unknown keys \\['lr'\\]"):
+    with pytest.raises(ValueError) as raised:
         _interop.from_optax_kwargs({**SCHEDULE.optax_kwargs(), "lr": 1})
+    assert str(raised.value) == (
+        "optax.exponential_decay's arguments have unknown keys ['lr']; known keys are "
+        "['init_value', 'transition_steps', 'decay_rate', 'transition_begin', "
+        "'staircase', 'end_value']"
+    )
     with pytest.raises(ValueError, match="missing the keys \\['transition_steps'\\]"):
         _interop.from_optax_kwargs({"init_value": 0.1, "decay_rate": 0.5})
+    # Without peak_value a warmup's keys are exponential_decay's unknown ones.
+    with pytest.raises(ValueError, match="unknown keys \\['warmup_steps'\\]"):
+        _interop.from_optax_kwargs({**SCHEDULE.optax_kwargs(), "warmup_steps": 100})
+    # optax's warmup schedule requires its own arguments.
+    with pytest.raises(ValueError) as raised:
+        _interop.from_optax_kwargs(
+            {"peak_value": 0.1, "transition_steps": 1000, "decay_rate": 0.5}
+        )
+    assert str(raised.value) == (
+        "optax.warmup_exponential_decay_schedule's arguments are missing the keys "
+        "['init_value', 'warmup_steps']"
+    )
+    with pytest.raises(
+        ValueError,
+        match="unknown keys \\['lr'\\]; known keys are "
+        "\\['init_value', 'peak_value', 'warmup_steps',",
+    ):
+        _interop.from_optax_kwargs({**WARMUP.optax_kwargs(warmup=True), "lr": 1})
+    with pytest.raises(ValueError, match="warmup_steps must be an integer in"):
+        _interop.from_optax_kwargs(
+            {**WARMUP.optax_kwargs(warmup=True), "warmup_steps": -1}
+        )
 
 
 def test_schedule_from_data_shapes():

@@ -383,6 +383,7 @@ def test_from_json_wrong_type(text):
     ("optax_name", "field"),
     [
         ("init_value", "initial_learning_rate"),
+        ("peak_value", "initial_learning_rate"),  # warmup_exponential_decay_schedule's
         ("transition_steps", "decay_steps"),
         ("end_value", "end_learning_rate"),
     ],

@@ -507,7 +507,7 @@ class ExponentialDecay:
             # Here, not at the top: _interop builds on this module.
             from jaxdecay import _interop
 
-            raise _interop.missing_extra("optax", "examples") from error
+            raise _interop.missing_extra("optax", "optax") from error
         if self._warmups().any():
             schedule = optax.warmup_exponential_decay_schedule
             return schedule(**self.optax_kwargs(warmup=True))  # type: ignore[no-any-return]

@@ -541,5 +541,5 @@ def test_to_optax_without_optax_names_the_extra(monkeypatch):
     with pytest.raises(ImportError) as raised:
         WARMUP.to_optax()
     assert str(raised.value) == (
-        "this needs optax, which is not installed: pip install 'jaxdecay[examples]'"
+        "this needs optax, which is not installed: pip install 'jaxdecay[optax]'"
     )

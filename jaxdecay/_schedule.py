@@ -568,7 +568,10 @@ def _value(
         return _decay(data, constants, position, jnp.zeros((), bool), staircase)
     warm = (ramp.total_hi > 0) & _exact.ramp_reaches(ramp, position.clipped)
     decay = _decay(data, constants, position, warm, staircase)
-    line = _exact.linear(ramp, data.warmup_init, initial, position.clipped)
+    # Past the warmup the line is computed but not used: at step 0 there, so that
+    # an infinite step does not make its derivatives NaN (0 * NaN is NaN).
+    t = tuple(jnp.where(warm, word, 0) for word in position.clipped)
+    line = _exact.linear(ramp, data.warmup_init, initial, t)
     return jnp.where(warm, line, decay)
 
 

@@ -3,8 +3,10 @@
 Prints one table: max and mean ulp error of `jaxdecay.exponential_decay`, of the same
 schedule with its config passed as a jit argument, of optax's ``exponential_decay``
 and of Keras 3's ``ExponentialDecay`` (JAX backend), over results in the normal
-range. The float64 rows need x64, so this script runs itself again in a subprocess
-with ``JAX_ENABLE_X64=1`` for those rows. Speed is `benchmarks/speed.py`'s.
+range. The warmup row compares the linear warmup with optax's
+``warmup_exponential_decay_schedule`` against the exact rational line; Keras has no
+warmup (n/a). The float64 rows need x64, so this script runs itself again in a
+subprocess with ``JAX_ENABLE_X64=1`` for those rows. Speed is `benchmarks/speed.py`'s.
 
 The reference is the tests' own (`tests/_reference.py`).
 
@@ -14,6 +16,7 @@ Usage: ``python benchmarks/accuracy.py [--quick]``.
 from __future__ import annotations
 
 import argparse
+import fractions
 import json
 import os
 import pathlib
@@ -30,7 +33,7 @@ import keras
 import mpmath
 import numpy as np
 import optax
-from _reference import reference, ulp_distance
+from _reference import PRECISION, reference, round_exact, ulp_distance
 
 import jaxdecay
 
@@ -137,6 +140,61 @@ def accuracy_row(kind: str, count: int) -> dict[str, list[float]]:
     }
 
 
+# (warmup_init, initial_learning_rate, warmup_steps): ends of one sign, rising and
+# falling, short and long warmups.
+WARMUP_CONFIGS = [
+    (0.0, 0.1, 1000),
+    (1e-4, 0.01, 10_000),
+    (0.0, 1e-3, 2**20),
+    (0.05, 0.3, 7),
+    (0.0, 1.0, 2**31 - 1),
+    (0.5, 0.1, 500),
+]
+
+
+def _exact_line(start: float, stop: float, total: int, steps: np.ndarray) -> np.ndarray:
+    """`start + (stop - start) * t / total`, exactly, rounded once to float32."""
+    start_q, stop_q = fractions.Fraction(start), fractions.Fraction(stop)
+    values = []
+    with mpmath.workprec(PRECISION):
+        for t in steps.tolist():
+            line = start_q + (stop_q - start_q) * fractions.Fraction(t, total)
+            exact = mpmath.mpf(line.numerator) / line.denominator
+            values.append(round_exact(exact, np.float32))
+    return np.asarray(values, np.float32)
+
+
+def warmup_row(count: int) -> dict[str, list[float]]:
+    """Max and mean ulp errors in the float32 warmup (steps in [0, warmup_steps))."""
+    rng = np.random.default_rng(2024)
+    names = NAMES[:3]  # Keras has no warmup
+    errors: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for start, stop, total in WARMUP_CONFIGS:
+        start, stop = float(np.float32(start)), float(np.float32(stop))
+        top = min(total, 2**31 - 1)
+        steps = rng.integers(0, top, count // len(WARMUP_CONFIGS)).astype(np.int32)
+        expected = _exact_line(start, stop, total, steps)
+        config = jaxdecay.ExponentialDecay(
+            stop, 1000, 0.5, warmup_steps=total, warmup_init=start
+        )
+        optax_schedule = optax.warmup_exponential_decay_schedule(
+            start, stop, total, 1000, 0.5
+        )
+        results = {
+            "jaxdecay": jax.jit(config)(jnp.asarray(steps)),
+            "jaxdecay (config as a jit argument)": as_argument(
+                config, jnp.asarray(steps)
+            ),
+            "optax": jax.jit(optax_schedule)(jnp.asarray(steps)),
+        }
+        for name, got in results.items():
+            errors[name].append(ulp_errors(np.asarray(got), expected))
+    return {
+        name: [float(np.concatenate(e).max()), float(np.concatenate(e).mean())]
+        for name, e in errors.items()
+    }
+
+
 def _cell(largest: float, mean: float) -> str:
     """``max / mean``, compact (optax's inf for a finite result is ~1e15 ulp)."""
     if largest < 1e6:
@@ -164,6 +222,7 @@ def main() -> None:
         "float32 steps < 2**24": accuracy_row("low", count),
         "float32 steps 2**24..2**31": accuracy_row("high", count),
         "float32 stair boundaries": accuracy_row("stairs", count),
+        "float32 warmup": warmup_row(count),
     }
     child = subprocess.run(
         [
@@ -187,7 +246,9 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for label, row in rows.items():
-        cells = "".join(f"{_cell(*row[n]):>{widths[n]}}" for n in NAMES)
+        cells = "".join(
+            f"{_cell(*row[n]) if n in row else 'n/a':>{widths[n]}}" for n in NAMES
+        )
         print(f"{label:<32}{cells}")
 
 

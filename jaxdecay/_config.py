@@ -129,8 +129,12 @@ class ExponentialDecay:
       decay_rate: the factor per `decay_steps` steps; finite and > 0.
       staircase: decay in whole stairs of `decay_steps` steps.
       name: a label kept for Keras configs; it does not change the math.
-      transition_begin: the step at which the decay starts (keyword-only).
+      transition_begin: the steps the decay waits after the warmup (keyword-only).
       end_learning_rate: a bound the learning rate does not pass (keyword-only).
+      warmup_steps: the length of the linear warmup before the decay; an integer
+        >= 0, 0 for none (keyword-only).
+      warmup_init: the learning rate at step 0, where the warmup starts; finite
+        (keyword-only).
 
     Examples:
       >>> import jaxdecay

@@ -827,12 +827,14 @@ class Ramp(NamedTuple):
     normal range), so no product overflows. At ``k = 0`` the ramp is ``near``
     itself, which scaled may have underflowed; at every other ``k`` the term
     ``k * delta`` is at least ``|far - near| / total`` and ``near``'s error is far
-    below an ulp of the result.
+    below an ulp of the result. An infinite ``far`` (a finite number beyond the
+    compute dtype's range) makes the ramp ``far`` at every ``k > 0``.
 
     Attributes:
         from_start: 1 if ``near`` is ``start`` (``k = t``), 0 if it is ``stop``
             (``k = total - t``).
         near: The end of smaller magnitude, unscaled.
+        far: The other end, unscaled.
         near_scaled: ``near * 2**-E``.
         delta_hi: ``(far - near) * 2**-E / total`` as a double word, high part.
         delta_lo: Its low part.
@@ -847,6 +849,7 @@ class Ramp(NamedTuple):
 
     from_start: jax.Array
     near: jax.Array
+    far: jax.Array
     near_scaled: jax.Array
     delta_hi: jax.Array
     delta_lo: jax.Array
@@ -898,6 +901,7 @@ def prepare_ramp(start: Any, stop: Any, steps: tuple[Any, Any], dtype: Any) -> R
     return Ramp(
         from_start=from_start.astype(fmt.dtype),
         near=near,
+        far=far,
         near_scaled=near_scaled,
         delta_hi=delta[0],
         delta_lo=delta[1],
@@ -962,6 +966,7 @@ def scaled_linear(ramp: Ramp, t: _DW) -> jax.Array:
     cross = _unfused(k_hi * ramp.delta_lo, zero) + _unfused(k_lo * ramp.delta_hi, zero)
     total, rest = _two_sum(ramp.near_scaled, product)
     value = (total + (rest + (error + cross))) * ramp.unscale
+    value = jnp.where(jnp.isinf(ramp.far), ramp.far, value)
     at_near: jax.Array = jnp.where((k_hi == 0) & (k_lo == 0), ramp.near, value)
     return at_near
 
@@ -984,8 +989,10 @@ def _linear_jvp(
     value = scaled_linear(ramp, t)
     tangent = jnp.zeros_like(value)
     fraction = t[0] * ramp.inverse
+    # 1 - t/total, without the cancellation near the end of the ramp.
+    remaining = (ramp.total_hi - t[0]) + (ramp.total_lo - t[1])
     if not isinstance(start_dot, jax.custom_derivatives.SymbolicZero):
-        tangent = tangent + (1 - fraction) * start_dot
+        tangent = tangent + remaining * ramp.inverse * start_dot
     if not isinstance(stop_dot, jax.custom_derivatives.SymbolicZero):
         tangent = tangent + fraction * stop_dot
     if not isinstance(t_dot, jax.custom_derivatives.SymbolicZero):

@@ -208,7 +208,7 @@ def exponential_decay(
         `decay_rate`; an integer in [1, 2**63 - 1].
       decay_rate: the factor per `decay_steps` steps; finite and > 0.
       staircase: decay in whole stairs of `decay_steps` steps.
-      transition_begin: the step at which the decay starts; an integer >= 0.
+      transition_begin: the steps the decay waits after the warmup; an integer >= 0.
       end_learning_rate: a bound the learning rate does not pass, or None.
       warmup_steps: the length of the linear warmup; an integer >= 0 (0: none).
       warmup_init: the learning rate at step 0, where the warmup starts; finite.
@@ -655,8 +655,11 @@ def _far(
         data.warmup_steps, compute
     )
     # Zero where not far or before the start, so that neither this branch nor its
-    # gradient is infinite where it is not used.
-    elapsed = jnp.where(far, jnp.maximum(step.astype(compute) - begin, 0), 0)
+    # gradient is infinite where it is not used; at most the largest float, so
+    # that an infinite step gives 0 or inf with finite derivatives (not 0 * inf).
+    largest = np.finfo(compute).max
+    elapsed = jnp.maximum(step.astype(compute) - begin, 0)
+    elapsed = jnp.where(far, jnp.minimum(elapsed, largest), 0)
     units = elapsed / _as_float(data.decay_steps, compute)
     if staircase:
         units = jnp.floor(units)

@@ -553,3 +553,51 @@ def test_valid_warmup_edge_values(construct, field, value, stored):
         assert type(kept) is (
             type(value) if isinstance(value, np.floating) else type(stored)
         )
+
+
+# ---------------------------------------------------------------------------
+# praxis' LinearRampupExponentialDecay, as README maps it.
+# ---------------------------------------------------------------------------
+
+
+def praxis_linear_rampup_exponential_decay(
+    step, warmup_steps, decay_start, decay_end, min_ratio, peak
+):
+    """praxis' schedule as its documentation states it, in float64: a line from 0
+    to `peak` over `warmup_steps`, `peak` until `decay_start`, then an exponential
+    from `peak` to `peak * min_ratio` at `decay_end`, and that value after it."""
+    if step < warmup_steps:
+        return peak * max(step, 0) / warmup_steps
+    if step < decay_start:
+        return peak
+    elapsed = min(step, decay_end) - decay_start
+    return peak * min_ratio ** (elapsed / (decay_end - decay_start))
+
+
+def test_readme_mapping_of_praxis_linear_rampup_exponential_decay():
+    """README's mapping of praxis' parameters gives praxis' schedule."""
+    warmup_steps, decay_start, decay_end, min_ratio, peak = (
+        500,
+        2_000,
+        50_000,
+        0.01,
+        3.0,
+    )
+    config = ExponentialDecay(
+        peak,
+        decay_end - decay_start,
+        min_ratio,
+        warmup_steps=warmup_steps,
+        transition_begin=decay_start - warmup_steps,
+        end_learning_rate=peak * min_ratio,
+    )
+    steps = [-5, 0, 1, 250, 499, 500, 1_000, 1_999, 2_000, 2_001, 26_000, 49_999]
+    steps += [50_000, 50_001, 10**6]
+    expected = [
+        praxis_linear_rampup_exponential_decay(
+            step, warmup_steps, decay_start, decay_end, min_ratio, peak
+        )
+        for step in steps
+    ]
+    got = config(np.asarray(steps, np.int32))
+    chex.assert_trees_all_close(got, np.asarray(expected, got.dtype), rtol=2e-6)

@@ -232,6 +232,26 @@ def test_format_is_written_only_for_what_keras_cannot_read():
     assert json.loads(EXTENDED.to_json()) == data
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"warmup_steps": 100},
+        {"warmup_init": 0.01},
+        {"warmup_steps": 7, "end_learning_rate": 0.01},
+    ],
+    ids=["warmup_steps", "warmup_init", "warmup_and_end"],
+)
+def test_a_warmup_is_written_as_format_2_and_read_back(fields):
+    """The oldest format that has every key used: 2 for a warmup field, which a
+    reader of format 1 would not know; written at the top, and read back."""
+    schedule = ExponentialDecay(0.1, 1000, 0.96, **fields)
+    data = jaxdecay.serialize(schedule)
+    assert data["jaxdecay_format"] == 2
+    assert data["config"].items() >= fields.items()
+    assert jaxdecay.deserialize(data) == schedule
+    assert ExponentialDecay.from_json(schedule.to_json()) == schedule
+
+
 def test_keras_ignores_a_top_level_format_and_refuses_one_in_config():
     """Why the version is a top-level key: Keras 3 loads a config with an extra
     top-level key (through schedules.deserialize, deserialize_keras_object and

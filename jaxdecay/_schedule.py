@@ -282,15 +282,18 @@ class _Schedule:
         floats, ints = pack(**{k: self._arguments[k] for k in NUMBERS})
         if is_traced(floats) or is_traced(ints):  # prepared in the caller's trace
             return self._evaluate(*_prepare_program(staircase)(floats, ints), step)
-        if not is_traced(step):
-            # Both programs in one dispatch; the prepared numbers are kept.
+        if not is_traced(step) and np.ndim(step) == 0:
+            # Both programs in one dispatch, for the step types a training loop or a
+            # logger passes; the prepared numbers are kept. (An array of steps
+            # compiles `evaluate` alone for its shape, not `prepare` again.)
             first = _first_program(staircase, self._dtype, self._warmup)
             value, prepared = first(floats, ints, step)
             if not is_traced(value):
                 self._known = (_x64(), *prepared)
                 return value
-        # Known numbers in a caller's trace: prepared now, outside it (the
-        # caller's program gets them as constants, and compiles only `evaluate`).
+        # An array of steps, or known numbers in a caller's trace: prepared now,
+        # outside any trace (a caller's program gets them as constants, and
+        # compiles only `evaluate`).
         with jax.ensure_compile_time_eval():
             prepared = _prepare_program(staircase)(floats, ints)
         self._known = (_x64(), *prepared)

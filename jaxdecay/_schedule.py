@@ -281,7 +281,8 @@ class _Schedule:
         staircase = self._arguments["staircase"]
         floats, ints = pack(**{k: self._arguments[k] for k in NUMBERS})
         if is_traced(floats) or is_traced(ints):  # prepared in the caller's trace
-            return self._evaluate(*_prepare_program(staircase)(floats, ints), step)
+            prepare = _prepare_program(staircase, self._warmup)
+            return self._evaluate(*prepare(floats, ints), step)
         if not is_traced(step) and np.ndim(step) == 0:
             # Both programs in one dispatch, for the step types a training loop or a
             # logger passes; the prepared numbers are kept. (An array of steps
@@ -295,7 +296,7 @@ class _Schedule:
         # outside any trace (a caller's program gets them as constants, and
         # compiles only `evaluate`).
         with jax.ensure_compile_time_eval():
-            prepared = _prepare_program(staircase)(floats, ints)
+            prepared = _prepare_program(staircase, self._warmup)(floats, ints)
         self._known = (_x64(), *prepared)
         return self._evaluate(*prepared, step)
 
@@ -306,6 +307,8 @@ class _Schedule:
 
 def _known_zero(value: Any) -> bool:
     """Whether an integer argument (an int, an array or `Words`) is known to be 0."""
+    if isinstance(value, int):
+        return value == 0
     if isinstance(value, Words) or is_traced(value):
         return False
     return bool(np.all(np.asarray(value) == 0))
@@ -347,8 +350,8 @@ _RAMP = len(_exact.Ramp._fields)  # the warmup's constants: the last floats
 
 
 @functools.cache
-def _prepare_program(staircase: bool) -> Callable[[Any, Any], Prepared]:
-    return jax.jit(functools.partial(_prepare, staircase=staircase))
+def _prepare_program(staircase: bool, warmup: bool) -> Callable[[Any, Any], Prepared]:
+    return jax.jit(functools.partial(_prepare, staircase=staircase, warmup=warmup))
 
 
 @functools.cache
@@ -368,7 +371,7 @@ def _first_program(
     eager call of a config: one dispatch instead of two."""
 
     def first(floats: Any, ints: Any, step: Any) -> tuple[jax.Array, Prepared]:
-        prepared = _prepare(floats, ints, staircase=staircase)
+        prepared = _prepare(floats, ints, staircase=staircase, warmup=warmup)
         value = _evaluate(
             *prepared, step, staircase=staircase, dtype=dtype, warmup=warmup
         )
@@ -386,18 +389,20 @@ def _as_int(value: Any, dtype: np.dtype[Any]) -> jax.Array:
     return array.astype(dtype)
 
 
-def _prepare(floats: Any, ints: Any, *, staircase: bool) -> Prepared:
+def _prepare(floats: Any, ints: Any, *, staircase: bool, warmup: bool) -> Prepared:
     """`Prepared` from `pack`'s arrays (a batch of configs before the last axis)."""
     floats, ints = jnp.asarray(floats), jnp.asarray(ints)
     batch = floats.shape[:-1]
     if batch:
-        one = functools.partial(_prepare_one, staircase=staircase)
+        one = functools.partial(_prepare_one, staircase=staircase, warmup=warmup)
         rows = jax.vmap(one)(floats.reshape(-1, _SCALARS), ints.reshape(-1, _WORDS))
         return Prepared(*(x.reshape(*batch, x.shape[-1]) for x in rows))
-    return _prepare_one(floats, ints, staircase=staircase)
+    return _prepare_one(floats, ints, staircase=staircase, warmup=warmup)
 
 
-def _prepare_one(floats: jax.Array, ints: jax.Array, *, staircase: bool) -> Prepared:
+def _prepare_one(
+    floats: jax.Array, ints: jax.Array, *, staircase: bool, warmup: bool
+) -> Prepared:
     compute = floats.dtype
     initial, rate, warmup_init = floats[0], floats[1], floats[3]
     decay_steps = Words(ints[0].astype(jnp.int32), ints[1])
@@ -406,20 +411,23 @@ def _prepare_one(floats: jax.Array, ints: jax.Array, *, staircase: bool) -> Prep
     # The kernels work on bits: the derivatives come from `_exact.power` and
     # `_exact.linear`.
     constants = lax.stop_gradient(_exact.prepare(initial, rate, steps, compute))
-    ramp = lax.stop_gradient(
-        _exact.prepare_ramp(warmup_init, initial, warmup_steps, compute)
-    )
+    if warmup:
+        ramp = lax.stop_gradient(
+            _exact.prepare_ramp(warmup_init, initial, warmup_steps, compute)
+        )
+    else:  # the program without the ramp reads none of its constants
+        ramp = _exact.Ramp(*(jnp.zeros((), compute) for _ in range(_RAMP)))
     int_dtype = constants.scale_exponent.dtype
     kernel_floats = (constants.pieces, constants.tail[None], constants.table_hi)
-    integers = (
-        *(_as_int(word, int_dtype) for word in ints),
+    kernel_ints = (
         constants.scale_exponent,
         constants.sign,
         _as_int(constants.n_limit, int_dtype),
     )
     return Prepared(
         jnp.concatenate([floats, *kernel_floats, constants.table_lo, jnp.stack(ramp)]),
-        jnp.stack(integers),
+        # The words as one array op: one op per word made XLA split the stack.
+        jnp.concatenate([_as_int(ints, int_dtype), jnp.stack(kernel_ints)]),
     )
 
 
@@ -568,7 +576,7 @@ def _value(
     # Before the end of the warmup, negative steps included (as optax's linear
     # schedule holds its start there); without one, never.
     if not warmup:  # known to have none: the same bits, without the ramp's cost
-        return _decay(data, constants, position, jnp.zeros((), bool), staircase)
+        return _decay(data, constants, position, None, staircase)
     warm = (ramp.total_hi > 0) & _exact.ramp_reaches(ramp, position.clipped)
     decay = _decay(data, constants, position, warm, staircase)
     # Past the warmup the line is computed but not used: at step 0 there, so that
@@ -582,10 +590,11 @@ def _decay(
     data: Data,
     constants: _exact.Constants,
     position: _Position,
-    warm: jax.Array,
+    warm: jax.Array | None,
     staircase: bool,
 ) -> jax.Array:
-    """The decay, counted from `warmup_steps`, where the step is not `warm`."""
+    """The decay, counted from `warmup_steps`, where the step is not `warm` (None:
+    known to have no warmup, and nothing to count it from)."""
     initial, rate, end = (
         data.initial_learning_rate,
         data.decay_rate,
@@ -594,10 +603,13 @@ def _decay(
     compute = initial.dtype
     unsigned = _exact.unsigned_dtype(compute)
     begin, reachable = _unsigned(data.transition_begin, unsigned)
-    warmup_steps, fits = _unsigned(data.warmup_steps, unsigned)
-    # Past the warmup (a warmup beyond every step leaves nothing to decay).
-    fraction, in_range = position.fraction, position.in_range & ~warm
-    whole = jnp.where(in_range & fits, position.whole - warmup_steps, 0)
+    fraction, in_range, whole = position.fraction, position.in_range, position.whole
+    far = ~in_range
+    if warm is not None:
+        # Past the warmup (a warmup beyond every step leaves nothing to decay).
+        warmup_steps, fits = _unsigned(data.warmup_steps, unsigned)
+        in_range, far = in_range & ~warm, far & ~warm
+        whole = jnp.where(in_range & fits, whole - warmup_steps, 0)
     after = whole > begin
     if fraction is not None:
         after = after | ((whole == begin) & (fraction > 0))
@@ -614,8 +626,9 @@ def _decay(
         if fraction is not None:
             value = value * _fraction_factor(data, fraction, compute)
     if fraction is not None:
-        far = ~position.in_range & ~warm
-        far_started, far_value = _far(position.step, far, data, staircase)
+        far_started, far_value = _far(
+            position.step, far, data, staircase, warm is not None
+        )
         started = jnp.where(far, far_started, started)
         value = jnp.where(far, far_value, value)
     value = jnp.where(started, value, initial)
@@ -647,16 +660,16 @@ def _integer_steps(step: jax.Array, unsigned: np.dtype[Any]) -> tuple[jax.Array,
 
 
 def _far(
-    step: jax.Array, far: jax.Array, data: Data, staircase: bool
+    step: jax.Array, far: jax.Array, data: Data, staircase: bool, warmup: bool
 ) -> tuple[jax.Array, jax.Array]:
     """The decay in float arithmetic, where `far`: for float steps beyond the
-    integer range (infinity included) and past the warmup. 0 or inf where the exact
-    value is, never NaN."""
+    integer range (infinity included) and past the warmup (if any). 0 or inf where
+    the exact value is, never NaN."""
     initial, rate = data.initial_learning_rate, data.decay_rate
     compute = initial.dtype
-    begin = _as_float(data.transition_begin, compute) + _as_float(
-        data.warmup_steps, compute
-    )
+    begin = _as_float(data.transition_begin, compute)
+    if warmup:
+        begin = begin + _as_float(data.warmup_steps, compute)
     # Zero where not far or before the start, so that neither this branch nor its
     # gradient is infinite where it is not used; at most the largest float, so
     # that an infinite step gives 0 or inf with finite derivatives (not 0 * inf).

@@ -830,35 +830,29 @@ class Ramp(NamedTuple):
     below an ulp of the result. An infinite ``far`` (a finite number beyond the
     compute dtype's range) makes the ramp ``far`` at every ``k > 0``.
 
+    Eight numbers: stacked in one array, more would not fuse in XLA.
+
     Attributes:
-        from_start: 1 if ``near`` is ``start`` (``k = t``), 0 if it is ``stop``
-            (``k = total - t``).
+        flags: ``1`` if ``near`` is ``start`` (``k = t``; else it is ``stop`` and
+            ``k = total - t``), plus ``2`` if ``far`` is +inf, ``4`` if -inf.
         near: The end of smaller magnitude, unscaled.
-        far: The other end, unscaled.
         near_scaled: ``near * 2**-E``.
         delta_hi: ``(far - near) * 2**-E / total`` as a double word, high part.
         delta_lo: Its low part.
-        split_hi: ``delta_hi`` split into halves for exact products, high half.
-        split_lo: The low half.
         unscale: ``2**E``.
         total_hi: The number of steps as a double word (exact below 2**48 for
             float32, 2**106 for float64), high part; 0 for no ramp.
         total_lo: Its low part.
-        inverse: ``1 / total`` rounded (0 for no steps), for the derivatives.
     """
 
-    from_start: jax.Array
+    flags: jax.Array
     near: jax.Array
-    far: jax.Array
     near_scaled: jax.Array
     delta_hi: jax.Array
     delta_lo: jax.Array
-    split_hi: jax.Array
-    split_lo: jax.Array
     unscale: jax.Array
     total_hi: jax.Array
     total_lo: jax.Array
-    inverse: jax.Array
 
 
 def prepare_ramp(start: Any, stop: Any, steps: tuple[Any, Any], dtype: Any) -> Ramp:
@@ -897,20 +891,21 @@ def prepare_ramp(start: Any, stop: Any, steps: tuple[Any, Any], dtype: Any) -> R
     difference = _two_sum(scaled(far), -near_scaled)
     divisor = (jnp.where(some, total[0], fmt.dtype.type(1)), total[1])
     delta = _dw_div(difference, divisor, zero, fmt)
-    split = _split(delta[0], fmt)
+    infinite = jnp.isinf(far)
+    flags = (
+        from_start.astype(fmt.dtype)
+        + jnp.where(infinite & (far > 0), fmt.dtype.type(2), 0)
+        + jnp.where(infinite & (far < 0), fmt.dtype.type(4), 0)
+    )
     return Ramp(
-        from_start=from_start.astype(fmt.dtype),
+        flags=flags,
         near=near,
-        far=far,
         near_scaled=near_scaled,
         delta_hi=delta[0],
         delta_lo=delta[1],
-        split_hi=split[0],
-        split_lo=split[1],
         unscale=_power_of_two(exponent, fmt),
         total_hi=total[0],
         total_lo=total[1],
-        inverse=jnp.where(some, 1 / divisor[0], 0),
     )
 
 
@@ -948,7 +943,8 @@ def scaled_linear(ramp: Ramp, t: _DW) -> jax.Array:
     # The steps left, exactly (integers below 2**48, or a float step's own bits).
     high, low = _two_sum(ramp.total_hi, -t[0])
     remaining = _fast_two_sum(high, low + (ramp.total_lo - t[1]))
-    from_start = ramp.from_start > 0
+    flags = ramp.flags.astype(np.int32)
+    from_start = (flags & 1) != 0
     k_hi = jnp.where(from_start, t[0], remaining[0])
     k_lo = jnp.where(from_start, t[1], remaining[1])
     # +-0.0 from the step's bits: the compiler cannot prove it zero.
@@ -959,14 +955,16 @@ def scaled_linear(ramp: Ramp, t: _DW) -> jax.Array:
     # k * delta = p + e exactly for k_hi * delta_hi, plus the small cross terms.
     product = _unfused(k_hi * ramp.delta_hi, zero)
     k_split = _split(k_hi, fmt)
+    d_split = _split(ramp.delta_hi, fmt)
     error = (
-        ((k_split[0] * ramp.split_hi - product) + k_split[0] * ramp.split_lo)
-        + k_split[1] * ramp.split_hi
-    ) + k_split[1] * ramp.split_lo
+        ((k_split[0] * d_split[0] - product) + k_split[0] * d_split[1])
+        + k_split[1] * d_split[0]
+    ) + k_split[1] * d_split[1]
     cross = _unfused(k_hi * ramp.delta_lo, zero) + _unfused(k_lo * ramp.delta_hi, zero)
     total, rest = _two_sum(ramp.near_scaled, product)
     value = (total + (rest + (error + cross))) * ramp.unscale
-    value = jnp.where(jnp.isinf(ramp.far), ramp.far, value)
+    value = jnp.where((flags & 2) != 0, fmt.dtype.type(np.inf), value)
+    value = jnp.where((flags & 4) != 0, fmt.dtype.type(-np.inf), value)
     at_near: jax.Array = jnp.where((k_hi == 0) & (k_lo == 0), ramp.near, value)
     return at_near
 
@@ -988,15 +986,16 @@ def _linear_jvp(
     start_dot, stop_dot, t_dot = tangents[1], tangents[2], tangents[3][0]
     value = scaled_linear(ramp, t)
     tangent = jnp.zeros_like(value)
-    fraction = t[0] * ramp.inverse
+    inverse = jnp.where(ramp.total_hi > 0, 1 / ramp.total_hi, 0)
+    fraction = t[0] * inverse
     # 1 - t/total, without the cancellation near the end of the ramp.
     remaining = (ramp.total_hi - t[0]) + (ramp.total_lo - t[1])
     if not isinstance(start_dot, jax.custom_derivatives.SymbolicZero):
-        tangent = tangent + remaining * ramp.inverse * start_dot
+        tangent = tangent + remaining * inverse * start_dot
     if not isinstance(stop_dot, jax.custom_derivatives.SymbolicZero):
         tangent = tangent + fraction * stop_dot
     if not isinstance(t_dot, jax.custom_derivatives.SymbolicZero):
-        slope = (jnp.asarray(stop) - jnp.asarray(start)) * ramp.inverse
+        slope = (jnp.asarray(stop) - jnp.asarray(start)) * inverse
         tangent = tangent + slope.astype(value.dtype) * t_dot
     return value, tangent
 

@@ -268,13 +268,13 @@ class _Schedule:
         self._warmup = not _known_zero(arguments["warmup_steps"])
         self._evaluate = _evaluate_program(arguments["staircase"], dtype, self._warmup)
         # For known numbers: (x64, *prepared), made at the first call per x64 mode.
-        self._known: tuple[bool, jax.Array, jax.Array] | None = None
+        self._known: tuple[bool, jax.Array, jax.Array, jax.Array] | None = None
 
     def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
         known = self._known
         x64 = jax.config.jax_enable_x64  # type: ignore[attr-defined]
         if known is not None and known[0] == x64:  # one dispatch, the common case
-            return self._evaluate(known[1], known[2], step)
+            return self._evaluate(known[1], known[2], known[3], step)
         return self._first_call(step)
 
     def _first_call(self, step: jax.typing.ArrayLike) -> jax.Array:
@@ -329,24 +329,27 @@ def schedule_for(arguments: dict[str, Any], dtype: np.dtype[Any] | None) -> Sche
 
 
 class Prepared(NamedTuple):
-    """What the evaluation takes: packed in two arrays (each argument costs a
+    """What the evaluation takes: packed in three arrays (each argument costs a
     dispatch), the floats in the compute dtype and the integers in the signed
     integer type of its width.
 
     floats: `initial_learning_rate`, `decay_rate`, `end_learning_rate` (NaN: none),
-      `warmup_init`, then the kernel's pieces, tail, table_hi and table_lo, then
-      the warmup's `_exact.Ramp`.
+      `warmup_init`, then the kernel's pieces, tail, table_hi and table_lo.
     ints: the words of `decay_steps`, `transition_begin` and `warmup_steps`, then
       the kernel's scale_exponent, sign and n_limit (bit-cast where unsigned).
+    ramp: the warmup's `_exact.Ramp` (zeros where no program reads it). An array
+      of its own: joined to the floats, the concatenation had too many operands
+      for XLA to fuse, and cost more than the rest of the program.
     """
 
     floats: jax.Array
     ints: jax.Array
+    ramp: jax.Array
 
 
 _SCALARS = 4  # initial, rate, end, warmup init: the first floats
 _WORDS = 6  # the words of decay_steps, transition_begin and warmup_steps
-_RAMP = len(_exact.Ramp._fields)  # the warmup's constants: the last floats
+_RAMP = len(_exact.Ramp._fields)
 
 
 @functools.cache
@@ -425,14 +428,15 @@ def _prepare_one(
         _as_int(constants.n_limit, int_dtype),
     )
     return Prepared(
-        jnp.concatenate([floats, *kernel_floats, constants.table_lo, jnp.stack(ramp)]),
+        jnp.concatenate([floats, *kernel_floats, constants.table_lo]),
         # The words as one array op: one op per word made XLA split the stack.
         jnp.concatenate([_as_int(ints, int_dtype), jnp.stack(kernel_ints)]),
+        jnp.stack(ramp),
     )
 
 
 def _unpack(prepared: Prepared) -> tuple[Data, _exact.Constants, _exact.Ramp]:
-    floats, ints = prepared
+    floats, ints, ramp_constants = prepared
     unsigned = _exact.unsigned_dtype(floats.dtype)
     words = [
         Words(ints[i].astype(jnp.int32), _as_int(ints[i + 1], np.dtype(np.uint32)))
@@ -457,13 +461,14 @@ def _unpack(prepared: Prepared) -> tuple[Data, _exact.Constants, _exact.Ramp]:
         sign=ints[_WORDS + 1],
         n_limit=_as_int(ints[_WORDS + 2], unsigned),
     )
-    ramp = _exact.Ramp(*(floats[tables + 128 + i] for i in range(_RAMP)))
+    ramp = _exact.Ramp(*(ramp_constants[i] for i in range(_RAMP)))
     return data, constants, ramp
 
 
 def _evaluate(
     floats: jax.Array,
     ints: jax.Array,
+    ramp: jax.Array,
     step: jax.typing.ArrayLike,
     *,
     staircase: bool,
@@ -479,10 +484,10 @@ def _evaluate(
     # Known numbers, or a constant step, are compile-time constants inside a
     # caller's program: opaque, XLA evaluates the same operations as for values
     # passed in, and gives the same bits.
-    opaque: tuple[jax.Array, jax.Array, jax.Array] = lax.optimization_barrier(  # type: ignore[no-untyped-call]
-        (floats, ints, jnp.asarray(step))
+    opaque: tuple[jax.Array, ...] = lax.optimization_barrier(  # type: ignore[no-untyped-call]
+        (floats, ints, ramp, jnp.asarray(step))
     )
-    prepared, steps = Prepared(*opaque[:2]), opaque[2]
+    prepared, steps = Prepared(*opaque[:3]), opaque[3]
     batch = prepared.floats.shape[:-1]
     if batch:
         shape = jnp.broadcast_shapes(steps.shape, batch)
@@ -492,9 +497,7 @@ def _evaluate(
         ]
         steps = jnp.broadcast_to(steps, shape).reshape(-1)
         one = functools.partial(_value, staircase=staircase, warmup=warmup)
-        value = jax.vmap(lambda f, i, s: one(Prepared(f, i), s))(
-            rows[0], rows[1], steps
-        )
+        value = jax.vmap(lambda row, s: one(Prepared(*row), s))(tuple(rows), steps)
         value = value.reshape(shape)
     else:
         value = _value(prepared, steps, staircase=staircase, warmup=warmup)

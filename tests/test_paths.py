@@ -315,10 +315,10 @@ def test_a_config_keeps_a_few_hundred_bytes_of_data():
     schedule = exponential_decay(0.1, 1000, 0.96)
     schedule(1)
     prepared = schedule._known[1:]  # what an eager call hands the program
-    # 148 floats (4 numbers, the kernel's 3 pieces and tail and two 64-entry
-    # tables, the ramp's 12) and 9 integers (6 words, 3 of the kernel's): 1256
-    # bytes under x64, 628 without.
-    assert sum(leaf.nbytes for leaf in jax.tree.leaves(prepared)) <= 1256
+    # 144 floats (4 numbers, the kernel's 3 pieces and tail and two 64-entry
+    # tables, the ramp's 8) and 9 integers (6 words, 3 of the kernel's): 1224
+    # bytes under x64, 612 without.
+    assert sum(leaf.nbytes for leaf in jax.tree.leaves(prepared)) <= 1224
 
 
 @overflow_warning

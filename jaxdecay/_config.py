@@ -115,10 +115,11 @@ class ExponentialDecay:
     the same arguments computes. Use `dataclasses.replace` for variants.
 
     It is a JAX pytree: the numeric hyperparameters are its leaves, as the schedule's
-    program takes them (floats in the compute dtype; `decay_steps` and
-    `transition_begin` as two integer words each, so that they are exact without
-    x64), and `staircase` and `name` are static. Passed as an argument to a jitted
-    function, new values never recompile, and `jax.vmap` over a stack of configs
+    program takes them (floats in the compute dtype; `decay_steps`,
+    `transition_begin` and `warmup_steps` as two integer words each, so that they
+    are exact without x64), and `staircase` and `name` are static. Passed as an
+    argument to a jitted function, new values never recompile, and `jax.vmap` over a
+    stack of configs
     (`jax.tree.map(lambda *leaves: jnp.stack(leaves), *configs)`) runs many
     schedules in one program, each with the bits of its own single run.
 

@@ -4,6 +4,7 @@
   once to the result's dtype.
 - `ulp_distance`: how many floats lie between two arrays, element by element.
 - `bits`: an array's dtype, shape and raw bytes, for bit-for-bit comparisons.
+- `builder_of`: the builder's schedule of a config's fields, to compare with it.
 
 mpmath is imported by the functions that use it, so that the bit helpers need NumPy
 only; its precision is set for each computation, never for the whole session.
@@ -11,6 +12,7 @@ only; its precision is set for each computation, never for the whole session.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -83,3 +85,17 @@ def ulp_distance(a: Any, b: Any) -> Any:
         return line.astype(object)
 
     return np.abs(ordered(a) - ordered(b)).astype(np.float64)
+
+
+def builder_of(config: Any) -> Any:
+    """`exponential_decay` with the arguments of the `ExponentialDecay` `config`,
+    every field but `name`: a field added to both is passed on without a change
+    here."""
+    from jaxdecay import exponential_decay  # as mpmath: imported where used
+
+    arguments = {
+        item.name: getattr(config, item.name)
+        for item in dataclasses.fields(config)
+        if item.name != "name"
+    }
+    return exponential_decay(**arguments)

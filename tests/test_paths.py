@@ -21,7 +21,7 @@ mpmath = pytest.importorskip("mpmath")
 optax = pytest.importorskip("optax")
 pytest.importorskip("hypothesis")
 
-from _reference import PRECISION, bits, round_exact, ulp_distance
+from _reference import PRECISION, bits, builder_of, round_exact, ulp_distance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -117,16 +117,7 @@ def paths(config, steps):
         "jit": jax.jit(config)(steps),
         "argument": AS_ARGUMENT(config, steps),
         "vmap": rows[1],
-        "builder": exponential_decay(
-            config.initial_learning_rate,
-            config.decay_steps,
-            config.decay_rate,
-            config.staircase,
-            transition_begin=config.transition_begin,
-            end_learning_rate=config.end_learning_rate,
-            warmup_steps=config.warmup_steps,
-            warmup_init=config.warmup_init,
-        )(steps),
+        "builder": builder_of(config)(steps),
         "optax": IN_OPTAX(config, steps),
     }
 

@@ -25,7 +25,7 @@ mpmath = pytest.importorskip("mpmath")
 optax = pytest.importorskip("optax")
 pytest.importorskip("hypothesis")
 
-from _reference import PRECISION, bits, round_exact, ulp_distance
+from _reference import PRECISION, bits, builder_of, round_exact, ulp_distance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -82,20 +82,6 @@ def optax_warmup(config):
         transition_begin=config.transition_begin,
         staircase=config.staircase,
         end_value=config.end_learning_rate,
-    )
-
-
-def builder(config):
-    """`exponential_decay` with `config`'s arguments."""
-    return exponential_decay(
-        config.initial_learning_rate,
-        config.decay_steps,
-        config.decay_rate,
-        config.staircase,
-        transition_begin=config.transition_begin,
-        end_learning_rate=config.end_learning_rate,
-        warmup_steps=config.warmup_steps,
-        warmup_init=config.warmup_init,
     )
 
 
@@ -156,7 +142,7 @@ def assert_close_to_optax(got, expected, config, steps, rtol):
 def test_same_as_optax_warmup_exponential_decay(variant, config, kind, rtol):
     steps = parity_steps(config, kind)
     expected = optax_warmup(config)(steps)
-    for schedule in (config, builder(config)):
+    for schedule in (config, builder_of(config)):
         got = variant(schedule)(steps)
         assert got.dtype == compute_dtype()
         assert_close_to_optax(got, expected, config, steps, rtol)
@@ -200,7 +186,7 @@ def test_no_warmup_holds_the_initial_rate_at_negative_steps(variant):
     steps = jnp.asarray([0, 1, 5, 10, 11, 1000], jnp.result_type(int))
     expected = optax_warmup(config)(steps)
     chex.assert_trees_all_close(variant(config)(steps), expected, rtol=2e-6)
-    chex.assert_trees_all_close(variant(builder(config))(steps), expected, rtol=2e-6)
+    chex.assert_trees_all_close(variant(builder_of(config))(steps), expected, rtol=2e-6)
 
 
 # ---------------------------------------------------------------------------
@@ -230,7 +216,7 @@ def test_hand_worked_values(variant, start, stop, total, step, expected):
     if expected is None:  # 2**-20 * (2**31 - 1) / (2**63 - 1), exactly rounded
         expected = rounded(Fraction(2**31 - 1, 2**20 * INT64_MAX))
     config = ExponentialDecay(stop, 1000, 0.5, warmup_steps=total, warmup_init=start)
-    for schedule in (config, builder(config)):
+    for schedule in (config, builder_of(config)):
         got = variant(schedule)(step)
         assert bits(got) == bits(compute_dtype().type(computed(expected))), step
 

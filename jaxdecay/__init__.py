@@ -1,14 +1,14 @@
-"""Keras' ExponentialDecay learning-rate schedule, exact and jit-able in JAX."""
+"""Keras' learning-rate schedules, exact and jit-able in JAX."""
 
-# Imported for its effect: registers ExponentialDecay with jax.export.
+# Imported for its effect: registers the schedule classes with jax.export.
 from jaxdecay import _export as _export
-from jaxdecay._config import ExponentialDecay as ExponentialDecay
-from jaxdecay._config import deserialize as deserialize
-from jaxdecay._config import serialize as serialize
+from jaxdecay._exponential import ExponentialDecay as ExponentialDecay
+from jaxdecay._exponential import exponential_decay as exponential_decay
 from jaxdecay._interop import ExponentialDecayConfig as ExponentialDecayConfig
 from jaxdecay._optax_state import current_learning_rate as current_learning_rate
-from jaxdecay._schedule import Schedule as Schedule
-from jaxdecay._schedule import exponential_decay as exponential_decay
+from jaxdecay._program import Schedule as Schedule
+from jaxdecay._registry import deserialize as deserialize
+from jaxdecay._registry import serialize as serialize
 
 __version__ = "0.1.0"
 

@@ -299,7 +299,7 @@ def _read_config(argument: str) -> _Source:
         raise TypeError(f"{label}: {error}") from None
     except ValueError as error:
         raise ValueError(f"{label}: {error}") from None
-    return _Source(schedule, label)
+    return _Source(schedule, label)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------

@@ -1,13 +1,15 @@
-"""`ExponentialDecay` as an argument of programs serialized with `jax.export`.
+"""The schedule classes as arguments of programs serialized with `jax.export`.
 
-An exported program records its arguments' pytree structure, and with it the
-config's static fields: `staircase`, `name` and the result dtype, written as JSON.
-Reading them back parses JSON and checks each value; nothing in the data is imported,
-evaluated or unpickled. The numbers are the program's array arguments, not stored.
+An exported program records its arguments' pytree structure, and with it a config's
+static fields, its result dtype and the pieces it uses, written as JSON. Reading
+them back parses JSON and checks each value with the field's own validator; nothing
+in the data is imported, evaluated or unpickled. The numbers are the program's
+array arguments, not stored.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -15,41 +17,60 @@ import jax.numpy as jnp
 import numpy as np
 from jax import export
 
-from jaxdecay._config import ExponentialDecay
-from jaxdecay._schedule import Words
+from jaxdecay._config import Config
+from jaxdecay._fields import role
+from jaxdecay._registry import FAMILIES
+from jaxdecay._steps import Words
 
 # Names in serialized programs: changing one makes older programs unreadable.
-_CONFIG_NAME = "jaxdecay.ExponentialDecay"
 _WORDS_NAME = "jaxdecay.Words"
-_AUX_KEYS = ("staircase", "name", "dtype")
 _MAX_AUX_BYTES = 2**20  # the JSON limit of configs (a name makes it long)
+_DTYPE, _PIECES = "dtype", "pieces"
 
 
-def _serialize_aux(aux: tuple[Any, ...]) -> bytes:
-    staircase, name, dtype = aux
+def _keys(cls: type[Config]) -> tuple[str, ...]:
+    return (*cls.spec.static, _DTYPE, _PIECES)
+
+
+def _serialize_aux(cls: type[Config], aux: tuple[Any, ...]) -> bytes:
+    *static, dtype, pieces = aux
     dtype_name = None if dtype is None else np.dtype(dtype).name
-    fields = dict(zip(_AUX_KEYS, (staircase, name, dtype_name), strict=True))
-    return json.dumps(fields).encode("utf-8")
+    values = (*static, dtype_name, list(pieces))
+    return json.dumps(dict(zip(_keys(cls), values, strict=True))).encode("utf-8")
 
 
-def _deserialize_aux(data: bytes) -> tuple[Any, ...]:
+def _deserialize_aux(cls: type[Config], data: bytes) -> tuple[Any, ...]:
+    name = f"jaxdecay.{cls.__name__}"
     if len(data) > _MAX_AUX_BYTES:
         raise ValueError(
-            f"the serialized {_CONFIG_NAME} fields are {len(data)} bytes long; "
+            f"the serialized {name} fields are {len(data)} bytes long; "
             f"the limit is {_MAX_AUX_BYTES}"
         )
     fields = json.loads(bytes(data).decode("utf-8"))
-    if not isinstance(fields, dict) or sorted(fields) != sorted(_AUX_KEYS):
+    # Programs exported before the pieces were structure have no "pieces": every
+    # piece of the family, which gives the same bits for any config.
+    keys = _keys(cls)
+    if isinstance(fields, dict) and _PIECES not in fields:
+        fields[_PIECES] = [piece.name for piece in cls.family.pieces]
+    if not isinstance(fields, dict) or sorted(fields) != sorted(keys):
         raise ValueError(
-            f"the serialized {_CONFIG_NAME} fields must be a JSON object with the "
-            f"keys {list(_AUX_KEYS)}, got {bytes(data)[:200]!r}"
+            f"the serialized {name} fields must be a JSON object with the keys "
+            f"{list(keys)}, got {bytes(data)[:200]!r}"
         )
-    staircase, name, dtype_name = (fields[key] for key in _AUX_KEYS)
-    if not isinstance(staircase, bool):
-        raise TypeError(f"staircase must be a bool, got {staircase!r}")
-    if name is not None and not isinstance(name, str):
-        raise TypeError(f"name must be a string or None, got {name!r}")
-    return staircase, name, None if dtype_name is None else _float_dtype(dtype_name)
+    static = [role(cls.spec.field(n)).check(n, fields[n]) for n in cls.spec.static]
+    dtype_name = fields[_DTYPE]
+    dtype = None if dtype_name is None else _float_dtype(dtype_name)
+    return (*static, dtype, _pieces(cls, fields[_PIECES]))
+
+
+def _pieces(cls: type[Config], names: Any) -> tuple[str, ...]:
+    """The pieces a config uses, as the family declares them, in their order."""
+    known = [piece.name for piece in cls.family.pieces]
+    if not isinstance(names, list) or any(
+        not isinstance(n, str) or n not in known for n in names
+    ):
+        raise TypeError(f"pieces must be a list of some of {known}, got {names!r}")
+    return tuple(n for n in known if n in names)
 
 
 def _float_dtype(name: Any) -> np.dtype[Any]:
@@ -64,9 +85,10 @@ def _float_dtype(name: Any) -> np.dtype[Any]:
 
 
 export.register_namedtuple_serialization(Words, serialized_name=_WORDS_NAME)
-export.register_pytree_node_serialization(
-    ExponentialDecay,
-    serialized_name=_CONFIG_NAME,
-    serialize_auxdata=_serialize_aux,
-    deserialize_auxdata=_deserialize_aux,
-)
+for _name, _cls in FAMILIES.items():
+    export.register_pytree_node_serialization(
+        _cls,
+        serialized_name=f"jaxdecay.{_name}",
+        serialize_auxdata=functools.partial(_serialize_aux, _cls),
+        deserialize_auxdata=functools.partial(_deserialize_aux, _cls),
+    )

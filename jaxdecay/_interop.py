@@ -15,20 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from jaxdecay import _config
-from jaxdecay._validation import check_keys, preview
+from jaxdecay import _registry, _serialize
+from jaxdecay._config import Config
+from jaxdecay._validation import check_keys, missing_extra, preview
 
-_TARGET = "jaxdecay.ExponentialDecay"
-# optax's name -> the field's, for the arguments of `optax.exponential_decay` and
-# of `optax.warmup_exponential_decay_schedule` (the one with `peak_value`).
-_OPTAX_KEYS = dict(_config.OPTAX_ARGUMENTS)
-_OPTAX_WARMUP_KEYS = dict(_config.OPTAX_WARMUP_ARGUMENTS)
+# Hydra's `_target_` of each family: the public name that builds it.
+_TARGETS = {f"jaxdecay.{name}": cls for name, cls in _registry.FAMILIES.items()}
 
 
-def _schema() -> type:
-    """A Hydra / OmegaConf structured config (a typed schema) for `ExponentialDecay`.
+def _schema(cls: type[Config]) -> type:
+    """A Hydra / OmegaConf structured config (a typed schema) for a family.
 
-    `ExponentialDecay` itself accepts NumPy scalars, which OmegaConf's type system
+    The family's class itself accepts NumPy scalars, which OmegaConf's type system
     cannot express; this schema has the same fields with plain types, plus Hydra's
     `_target_`, so that `hydra.utils.instantiate` builds the schedule.
 
@@ -37,21 +35,24 @@ def _schema() -> type:
       >>> ExponentialDecayConfig(0.1, decay_steps=1000, decay_rate=0.5)._target_
       'jaxdecay.ExponentialDecay'
     """
+    spec = cls.spec
     fields = [
-        (item.name, _config.plain_type(item), dataclasses.field(default=item.default))
-        for item in _config.FIELDS
+        (item.name, spec.plain_type(item.name), dataclasses.field(default=item.default))
+        for item in spec.fields
     ]
+    target = f"jaxdecay.{cls.__name__}"
     return dataclasses.make_dataclass(
-        "ExponentialDecayConfig",
-        [*fields, ("_target_", str, dataclasses.field(default=_TARGET))],
+        f"{cls.__name__}Config",
+        [*fields, ("_target_", str, dataclasses.field(default=target))],
         namespace={"__module__": __name__, "__doc__": _schema.__doc__},
     )
 
 
-ExponentialDecayConfig = _schema()
+SCHEMAS = {name: _schema(cls) for name, cls in _registry.FAMILIES.items()}
+ExponentialDecayConfig = SCHEMAS["ExponentialDecay"]
 
 
-def schedule_from_data(data: Any) -> _config.ExponentialDecay:
+def schedule_from_data(data: Any) -> Config:
     """Builds a schedule from parsed JSON or YAML in any of the shapes people write.
 
     The shapes: Keras 3's or TF 2's serialized form (with `class_name`), a bare
@@ -69,21 +70,26 @@ def schedule_from_data(data: Any) -> _config.ExponentialDecay:
             f"{preview(data)} of type {type(data).__name__}"
         )
     if "class_name" in data:
-        return _config.deserialize(data)
+        return _registry.deserialize(data)  # type: ignore[no-any-return]
     if "init_value" in data or "peak_value" in data:
         return from_optax_kwargs(data)
+    cls = None
     if "_target_" in data:
         target = data["_target_"]
-        if target != _TARGET:
+        if not isinstance(target, str) or target not in _TARGETS:
+            names = list(_TARGETS)
+            shown = repr(names[0]) if len(names) == 1 else f"one of {names}"
             raise ValueError(
-                f"_target_ must be {_TARGET!r}, got {preview(target)}; "
+                f"_target_ must be {shown}, got {preview(target)}; "
                 "targets named in data are never imported"
             )
+        cls = _TARGETS[target]
         data = {key: value for key, value in data.items() if key != "_target_"}
-    return _config.ExponentialDecay.from_config(data)
+    cls = cls or _serialize.bare_class(data, _registry.FAMILIES)
+    return (cls or next(iter(_registry.FAMILIES.values()))).from_config(data)
 
 
-def from_optax_kwargs(kwargs: Mapping[str, Any]) -> _config.ExponentialDecay:
+def from_optax_kwargs(kwargs: Mapping[str, Any]) -> Config:
     """Builds a schedule from the keyword arguments of an optax schedule.
 
     A mapping with `peak_value` holds those of `optax.warmup_exponential_decay_schedule`
@@ -104,16 +110,19 @@ def from_optax_kwargs(kwargs: Mapping[str, Any]) -> _config.ExponentialDecay:
       100
     """
     warmup = "peak_value" in kwargs
-    keys = _OPTAX_WARMUP_KEYS if warmup else _OPTAX_KEYS
+    # The family whose optax schedule (with a warmup, or without) takes these.
+    cls = next(c for c in _registry.FAMILIES.values() if c.family.optax[warmup])
+    plain, function = cls.family.optax[0], str(cls.family.optax[warmup])
+    keys = dict(cls.spec.optax_arguments(function))
+    plain_keys = dict(cls.spec.optax_arguments(str(plain)))
     # optax requires the fields without a default, and in the warmup schedule its
     # own arguments (warmup_steps, and init_value, the warmup's start): the ones
-    # exponential_decay lacks.
+    # the schedule without a warmup lacks.
     required = {
         optax
         for optax, name in keys.items()
-        if name in _config.REQUIRED_KEYS or name not in _OPTAX_KEYS.values()
+        if name in cls.spec.required_keys or name not in plain_keys.values()
     }
-    function = _config.WARMUP_EXPONENTIAL_DECAY if warmup else _config.EXPONENTIAL_DECAY
     check_keys(
         f"optax.{function}'s arguments",
         kwargs,
@@ -121,9 +130,7 @@ def from_optax_kwargs(kwargs: Mapping[str, Any]) -> _config.ExponentialDecay:
         required=required,
         plural=True,
     )
-    return _config.ExponentialDecay(
-        **{keys[key]: value for key, value in kwargs.items()}
-    )
+    return cls(**{keys[key]: value for key, value in kwargs.items()})
 
 
 # ---------------------------------------------------------------------------
@@ -133,9 +140,7 @@ def from_optax_kwargs(kwargs: Mapping[str, Any]) -> _config.ExponentialDecay:
 FORMATS = ("jaxdecay", "keras", "tf2", "optax", "yaml")  # `convert --to`
 
 
-def format_config(
-    schedule: _config.ExponentialDecay, to: str, *, indent: int | None = None
-) -> str:
+def format_config(schedule: Config, to: str, *, indent: int | None = None) -> str:
     """Returns `schedule` in the format `to` (one of `convert --to`), with a newline.
 
     `optax` is the keyword arguments of `optax.exponential_decay`, or of
@@ -154,7 +159,7 @@ def format_config(
         extensions = {
             key: value
             for key, value in schedule.get_config().items()
-            if key in _config.EXTENSION_KEYS
+            if key in schedule.spec.extension_keys
         }
         if extensions:
             *others, last = extensions
@@ -163,14 +168,14 @@ def format_config(
                 f"{key}={value!r}" for key, value in extensions.items()
             )
             raise ValueError(
-                f"Keras' ExponentialDecay has no {names}; this schedule sets "
+                f"Keras' {type(schedule).__name__} has no {names}; this schedule sets "
                 f"{settings} (use --to jaxdecay)"
             )
-        data = _config.serialize(schedule)
+        data = _registry.serialize(schedule)
         if to == "tf2":
             data = {"class_name": data["class_name"], "config": data["config"]}
     elif to == "optax":
-        warmup = schedule.warmup_steps > 0
+        warmup = getattr(schedule, "warmup_steps", 0) > 0
         data = {
             key: value.item() if isinstance(value, np.generic) else value
             for key, value in schedule.optax_kwargs(warmup=warmup).items()
@@ -185,7 +190,7 @@ def format_config(
 # ---------------------------------------------------------------------------
 
 
-def to_yaml(schedule: _config.ExponentialDecay) -> str:
+def to_yaml(schedule: Config) -> str:
     """Returns `schedule.get_config()` as YAML: the block an experiment config holds.
 
     Floats are written as Python's shortest repr, so they read back bit for bit.
@@ -274,13 +279,6 @@ def _yaml_loader() -> Any:
         "tag:yaml.org,2002:float", _YAML_FLOAT, list("-+0123456789.")
     )
     return Loader
-
-
-def missing_extra(package: str, extra: str) -> ImportError:
-    """The error for an optional library that is not installed: names the extra."""
-    return ImportError(
-        f"this needs {package}, which is not installed: pip install 'jaxdecay[{extra}]'"
-    )
 
 
 def _yaml() -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxdecay._schedule import Schedule
+from jaxdecay._program import Schedule
 
 _LEARNING_RATE = "learning_rate"  # the argument name of every optax optimizer
 

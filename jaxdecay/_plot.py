@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 import jaxdecay
-from jaxdecay import _interop
+from jaxdecay import _validation
 
 _MAX_STAIRS = 10_000
 _CURVE_POINTS = 4_000
@@ -98,7 +98,7 @@ def draw(curves: Sequence[Curve], *, log: bool, log_steps: bool, dpi: int = 100)
         from matplotlib.figure import Figure
         from matplotlib.ticker import EngFormatter
     except ImportError as error:
-        raise _interop.missing_extra("matplotlib", "plot") from error
+        raise _validation.missing_extra("matplotlib", "plot") from error
 
     figure = Figure(figsize=_FIGURE_SIZE, dpi=dpi, layout="constrained")
     FigureCanvasAgg(figure)

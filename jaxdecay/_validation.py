@@ -5,9 +5,9 @@ Each checker returns the value in a normal form, so the builder and the dataclas
 checked; traced ones (inside jit, vmap, grad) can only have their dtype checked, and
 pass through so that tracing is never broken.
 
-optax's `exponential_decay` calls three of the arguments otherwise than Keras (whose
-names jaxdecay uses). Passed to jaxdecay, they would get Python's bare "unexpected
-keyword argument"; `reject_optax_names` names the field to use instead.
+optax calls some arguments otherwise than Keras (whose names jaxdecay uses). Passed
+to jaxdecay, they would get Python's bare "unexpected keyword argument";
+`reject_optax_names` names the field to use instead.
 """
 
 from __future__ import annotations
@@ -206,37 +206,35 @@ def check_name(value: Any) -> str | None:
     return value
 
 
-def check_arguments(
-    initial_learning_rate: Any,
-    decay_steps: Any,
-    decay_rate: Any,
-    staircase: Any,
-    transition_begin: Any,
-    end_learning_rate: Any,
-    warmup_steps: Any = 0,
-    warmup_init: Any = 0.0,
-) -> dict[str, Any]:
-    """Validates the schedule's arguments; returns them in normal form, by name."""
-    return {
-        "initial_learning_rate": check_real(
-            "initial_learning_rate", initial_learning_rate
-        ),
-        "decay_steps": check_integer(
-            "decay_steps", decay_steps, minimum=1, maximum=INT64_MAX
-        ),
-        "decay_rate": check_real("decay_rate", decay_rate, positive=True),
-        "staircase": check_bool("staircase", staircase),
-        "transition_begin": check_integer(
-            "transition_begin", transition_begin, minimum=0, maximum=INT64_MAX
-        ),
-        "end_learning_rate": None
-        if end_learning_rate is None
-        else check_real("end_learning_rate", end_learning_rate),
-        "warmup_steps": check_integer(
-            "warmup_steps", warmup_steps, minimum=0, maximum=INT64_MAX
-        ),
-        "warmup_init": check_real("warmup_init", warmup_init),
-    }
+Check = Callable[[str, Any], Any]
+"""A field's validator: `(name, value) -> the value in normal form`, or raises."""
+
+
+def real(*, positive: bool = False, optional: bool = False) -> Check:
+    """The validator of a real field: finite (and > 0 if `positive`); None too if
+    `optional`."""
+
+    def check(name: str, value: Any) -> Any:
+        if optional and value is None:
+            return None
+        return check_real(name, value, positive=positive)
+
+    return check
+
+
+def integer(*, minimum: int, maximum: int = INT64_MAX) -> Check:
+    """The validator of an integer field in [minimum, maximum]."""
+    return functools.partial(check_integer, minimum=minimum, maximum=maximum)
+
+
+def boolean(name: str, value: Any) -> bool:
+    """The validator of a bool field."""
+    return check_bool(name, value)
+
+
+def label(name: str, value: Any) -> str | None:
+    """The validator of the schedule's name: a str, or None as TF 2 writes it."""
+    return check_name(value)
 
 
 def check_keys(
@@ -274,44 +272,33 @@ def check_keys(
         raise ValueError(f"{subject} {is_} missing the keys {sorted(missing)}")
 
 
-@functools.cache
-def optax_names() -> dict[str, str]:
-    """optax's name -> jaxdecay's (Keras') name, for the arguments optax's
-    `exponential_decay` and `warmup_exponential_decay_schedule` name otherwise, as
-    the fields of `ExponentialDecay` declare. `init_value` is `exponential_decay`'s:
-    `initial_learning_rate` (the warmup's `init_value` is `warmup_init`)."""
-    from jaxdecay import _config  # which imports this module: read when first needed
-
-    names: dict[str, str] = {}
-    for optax, name in (*_config.OPTAX_ARGUMENTS, *_config.OPTAX_WARMUP_ARGUMENTS):
-        if optax != name:
-            names.setdefault(optax, name)
-    return names
-
-
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def reject_optax_names(function_name: str, kwargs: Mapping[str, Any]) -> None:
+def reject_optax_names(
+    function_name: str, kwargs: Mapping[str, Any], renamed: Mapping[str, str]
+) -> None:
     """Raises a `TypeError` naming jaxdecay's field if `kwargs` uses optax's name.
 
     Args:
       function_name: the callable as the user wrote it, e.g. "ExponentialDecay".
       kwargs: the keyword arguments it was called with.
+      renamed: optax's name -> jaxdecay's (Keras') name, for the names that differ.
 
     Raises:
-      TypeError: a key of `kwargs` is one of optax's names in `optax_names()`.
+      TypeError: a key of `kwargs` is one of optax's names in `renamed`.
 
     Examples:
-      >>> reject_optax_names("exponential_decay", {"transition_steps": 1000})
+      >>> reject_optax_names(
+      ...     "exponential_decay", {"transition_steps": 1000},
+      ...     {"transition_steps": "decay_steps"})
       Traceback (most recent call last):
       ...
       TypeError: exponential_decay() got an unexpected keyword argument \
 'transition_steps'; jaxdecay calls it 'decay_steps' (Keras' name for optax's \
 transition_steps)
     """
-    renamed = optax_names()
     for name in kwargs:
         if name in renamed:
             raise TypeError(
@@ -322,7 +309,7 @@ transition_steps)
 
 
 def rejects_optax_names(
-    function_name: str,
+    function_name: str, renamed: Mapping[str, str]
 ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
     """Decorates a function so that optax's names raise `reject_optax_names`' error.
 
@@ -334,9 +321,16 @@ def rejects_optax_names(
         @functools.wraps(function)
         def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
             if kwargs:
-                reject_optax_names(function_name, kwargs)
+                reject_optax_names(function_name, kwargs, renamed)
             return function(*args, **kwargs)
 
         return wrapper
 
     return decorate
+
+
+def missing_extra(package: str, extra: str) -> ImportError:
+    """The error for an optional library that is not installed: names the extra."""
+    return ImportError(
+        f"this needs {package}, which is not installed: pip install 'jaxdecay[{extra}]'"
+    )

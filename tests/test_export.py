@@ -72,7 +72,13 @@ def test_other_numbers_run_the_same_program():
 def test_the_static_fields_are_written_as_json():
     config = CONFIGS["bfloat16-staircase"]
     data = export.export(jax.jit(schedule_at))(config, STEPS).serialize()
-    assert b'{"staircase": true, "name": "warmup", "dtype": "bfloat16"}' in data
+    assert (
+        b'{"staircase": true, "name": "warmup", "dtype": "bfloat16", "pieces": []}'
+        in data
+    )
+    warmup = jaxdecay.ExponentialDecay(0.1, 300, 0.5, warmup_steps=10)
+    data = export.export(jax.jit(schedule_at))(warmup, STEPS).serialize()
+    assert b'"dtype": null, "pieces": ["warmup"]}' in data
 
 
 def test_a_program_with_a_tampered_dtype_is_refused():
@@ -94,13 +100,37 @@ def test_a_program_with_a_tampered_dtype_is_refused():
         (b'{"staircase": false, "name": null, "dtype": "O"}', TypeError, "dtype"),
         (b'{"staircase": false, "name": null, "dtype": "f4"}', TypeError, "dtype"),
         (b'{"staircase": false, "name": null}', ValueError, "keys"),
+        (b'{"staircase": false, "dtype": null, "pieces": []}', ValueError, "keys"),
+        (
+            b'{"staircase": false, "name": null, "dtype": null, "pieces": ["ramp"]}',
+            TypeError,
+            "pieces must be a list of some of",
+        ),
+        (
+            b'{"staircase": false, "name": null, "dtype": null, "pieces": "warmup"}',
+            TypeError,
+            "pieces",
+        ),
     ],
 )
 def test_the_static_fields_are_checked_when_read(data, error, message):
     with pytest.raises(error, match=message):
-        _export._deserialize_aux(data)
+        _export._deserialize_aux(jaxdecay.ExponentialDecay, data)
 
 
-def test_the_static_fields_read_back():
-    aux = (True, None, np.dtype(jnp.bfloat16))
-    assert _export._deserialize_aux(_export._serialize_aux(aux)) == aux
+@pytest.mark.parametrize("pieces", [(), ("warmup",)])
+def test_the_static_fields_read_back(pieces):
+    aux = (True, None, np.dtype(jnp.bfloat16), pieces)
+    codec = (
+        jaxdecay.ExponentialDecay,
+        _export._serialize_aux(jaxdecay.ExponentialDecay, aux),
+    )
+    assert _export._deserialize_aux(*codec) == aux
+
+
+def test_a_program_exported_before_the_pieces_were_structure_reads_back():
+    """Its fields have no "pieces": the config gets every piece of its family,
+    which gives the same bits whatever its numbers."""
+    old = b'{"staircase": true, "name": null, "dtype": null}'
+    aux = _export._deserialize_aux(jaxdecay.ExponentialDecay, old)
+    assert aux == (True, None, None, ("warmup",))

@@ -112,8 +112,8 @@ def test_no_function_is_longer_than_60_lines_of_code(path):
 
 def test_the_guards_see_what_they_guard():
     """The checks above would catch a private import and a long function."""
-    tree = ast.parse("from jaxdecay._json import _Refused\nx = _schedule._ONE\n")
-    assert _private_imports(tree) == ["_Refused", "_schedule._ONE"]
+    tree = ast.parse("from jaxdecay._json import _Refused\nx = _program._LAYOUTS\n")
+    assert _private_imports(tree) == ["_Refused", "_program._LAYOUTS"]
     body = "\n".join(f"    x{i} = {i}" for i in range(61))
     function = ast.parse(f"def f():\n    '''Doc.'''\n    # why\n{body}\n").body[0]
     assert (
@@ -124,8 +124,147 @@ def test_the_guards_see_what_they_guard():
     )
 
 
-def test_the_pytree_leaves_are_the_programs_numbers():
-    """The leaves read from the fields' roles are the numbers the program packs."""
-    from jaxdecay import _config, _schedule
+def test_the_pytree_leaves_are_the_numbers_the_programs_pack():
+    """The leaves read from the fields' roles are the numbers the parts of a plan
+    read: the family's and, when a config uses it, the warmup's."""
+    from jaxdecay import _config
 
-    assert _config.LEAVES == _schedule.NUMBERS
+    warm = jaxdecay.ExponentialDecay(0.1, 10, 0.5, warmup_steps=5)
+    cold = jaxdecay.ExponentialDecay(0.1, 10, 0.5)
+    for config, pieces in ((warm, ("warmup",)), (cold, ())):
+        plan = _config._plan(type(config), (("staircase", False),), pieces)
+        packed = [name for part in plan.parts for name in part.floats + part.integers]
+        assert len(plan.pieces) == len(pieces)
+        if pieces:
+            assert sorted(packed) == sorted(type(config).spec.leaves)
+        else:
+            assert set(packed) < set(type(config).spec.leaves)
+            assert not {"warmup_steps", "warmup_init"} & set(packed)
+
+
+# ---------------------------------------------------------------------------
+# The house: no import circle, no module imported inside a function, short classes.
+# ---------------------------------------------------------------------------
+
+MAX_CLASS_CODE_LINES = 120
+
+
+def _package_imports(tree):
+    """(module names, names imported inside a function) of jaxdecay's modules that
+    `tree` imports: `from jaxdecay import _x`, `from jaxdecay._x import y`,
+    `import jaxdecay._x`."""
+    stems = {path.stem for path in MODULES}
+    found, inside = set(), []
+
+    def names(node):
+        if isinstance(node, ast.ImportFrom) and node.module == "jaxdecay":
+            return {a.name for a in node.names if a.name in stems} or {"__init__"}
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "jaxdecay."
+        ):
+            return {node.module.split(".")[1]}
+        if isinstance(node, ast.Import):
+            return {
+                a.name.split(".")[1] if "." in a.name else "__init__"
+                for a in node.names
+                if a.name.split(".")[0] == "jaxdecay"
+            }
+        return set()
+
+    for node in ast.walk(tree):
+        found |= names(node)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for inner in ast.walk(node):
+                inside += sorted(names(inner))
+    return found, inside
+
+
+def _circles(graph):
+    """The strongly connected groups of more than one module, or with a self-loop."""
+    index, low, stack, on_stack, groups = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in graph.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.add(member)
+                if member == node:
+                    break
+            if len(group) > 1 or node in graph.get(node, ()):
+                groups.append(sorted(group))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def _import_graph():
+    return {
+        path.stem: _package_imports(ast.parse(path.read_text()))[0] - {path.stem}
+        for path in MODULES
+    }
+
+
+def test_the_modules_import_each_other_in_no_circle():
+    assert _circles(_import_graph()) == []
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda path: path.name)
+def test_no_module_imports_a_package_module_inside_a_function(path):
+    assert _package_imports(ast.parse(path.read_text()))[1] == []
+
+
+def _class_code_lines(source_lines, node):
+    """Lines of a class that hold code: no blank, comment or docstring lines."""
+    docstrings = set()
+    for inner in ast.walk(node):
+        body = getattr(inner, "body", None)
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+            docstrings |= set(range(first.lineno, first.end_lineno + 1))
+    return sum(
+        1
+        for number in range(node.lineno, node.end_lineno + 1)
+        if number not in docstrings
+        and source_lines[number - 1].strip()
+        and not source_lines[number - 1].strip().startswith("#")
+    )
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda path: path.name)
+def test_no_class_is_longer_than_120_lines_of_code(path):
+    source = path.read_text()
+    lines = source.splitlines()
+    long = [
+        (node.name, _class_code_lines(lines, node))
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ClassDef)
+        and _class_code_lines(lines, node) > MAX_CLASS_CODE_LINES
+    ]
+    assert long == []
+
+
+def test_the_house_guards_see_what_they_guard():
+    """A circle, an import inside a function and a long class would be caught."""
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [
+        ["a", "b", "c"]
+    ]
+    assert _circles({"a": {"b"}, "b": set()}) == []
+    tree = ast.parse("def f():\n    from jaxdecay import _json\n    import optax\n")
+    assert _package_imports(tree) == ({"_json"}, ["_json"])
+    assert "_exponential" in _import_graph()["_registry"]
+    body = "\n".join(f"    x{i} = {i}" for i in range(121))
+    source = f'class C:\n    """Doc.\n\n    More."""\n    # why\n{body}\n'
+    assert _class_code_lines(source.splitlines(), ast.parse(source).body[0]) == 122

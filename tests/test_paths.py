@@ -274,7 +274,9 @@ def warmup_sweeps(i, steps, staircase):
     base = ExponentialDecay(
         0.1, 1000, 0.5, staircase, warmup_steps=100, warmup_init=0.01
     )
-    lengths = [0, 1, 50 + i, 2**31 - 1 - i, 2**40 + i, INT64_MAX - i]
+    # Lengths > 0: whether a config uses the warmup is its structure (see
+    # docs/design.md), and the test below sweeps lengths from 0.
+    lengths = [1, 2, 50 + i, 2**31 - 1 - i, 2**40 + i, INT64_MAX - i]
     inits = [0.0, 0.05 + i * 1e-3, 0.1, -0.2 * i, 1e-30 * i, 7.0 + i]
     sweeps = [
         [dataclasses.replace(base, warmup_steps=w) for w in lengths],
@@ -301,15 +303,53 @@ def test_a_warmup_sweep_compiles_nothing_and_gives_each_single_run(staircase):
         assert compiles == []
 
 
+def test_whether_a_config_uses_the_warmup_is_its_structure():
+    """A config without a warmup runs no line: it does not stack with one that has
+    a warmup, and a jitted function compiles once for each."""
+    cold = ExponentialDecay(0.1, 1000, 0.5)
+    warm = dataclasses.replace(cold, warmup_steps=100)
+    assert jax.tree.structure(cold) != jax.tree.structure(warm)
+    # The numbers stay leaves: only the structure tells the two apart.
+    assert len(jax.tree.leaves(cold)) == len(jax.tree.leaves(warm))
+    with pytest.raises(ValueError, match="pytree"):
+        stack([cold, warm])
+
+
+@pytest.mark.parametrize("staircase", [False, True], ids=["smooth", "staircase"])
+def test_a_sweep_of_warmup_lengths_from_0_built_in_vmap_gives_each_single_run(
+    staircase,
+):
+    """Configs built inside vmap from traced lengths all use the warmup piece; a
+    length of 0 gives the bits of no warmup."""
+    steps = jnp.asarray([-3, 0, 1, 49, 50, 51, 99, 100, 1000, 2**31 - 1], jnp.int32)
+    lengths = [0, 1, 50, 100, 2**31 - 1]
+    swept = jax.jit(
+        jax.vmap(
+            lambda w: ExponentialDecay(
+                0.1, 1000, 0.5, staircase, warmup_steps=w, warmup_init=0.01
+            )(steps)
+        )
+    )(jnp.asarray(lengths, jnp.int32))
+    for length, row in zip(lengths, swept, strict=True):
+        config = ExponentialDecay(
+            0.1, 1000, 0.5, staircase, warmup_steps=length, warmup_init=0.01
+        )
+        assert bits(row) == bits(config(steps)), config
+
+
 def test_a_config_keeps_a_few_hundred_bytes_of_data():
-    """The compiled programs are shared; a config holds only its prepared numbers."""
-    schedule = exponential_decay(0.1, 1000, 0.96)
-    schedule(1)
-    prepared = schedule._known[1:]  # what an eager call hands the program
-    # 144 floats (4 numbers, the kernel's 3 pieces and tail and two 64-entry
-    # tables, the ramp's 8) and 9 integers (6 words, 3 of the kernel's): 1224
-    # bytes under x64, 612 without.
-    assert sum(leaf.nbytes for leaf in jax.tree.leaves(prepared)) <= 1224
+    """The compiled programs are shared; a config holds only its prepared numbers,
+    and the warmup's only when it has one."""
+    x64 = jax.config.jax_enable_x64
+    for warmup, size in ((0, 568), (10, 612)):
+        schedule = exponential_decay(0.1, 1000, 0.96, warmup_steps=warmup)
+        schedule(1)
+        prepared = schedule._known[1:]  # what an eager call hands the program
+        # The decay: 135 floats (3 numbers, the kernel's 3 pieces and tail and two
+        # 64-entry tables) and 7 integers (4 words, 3 of the kernel's); the
+        # warmup: 9 floats (its start and the line's 8) and 2 integers (its
+        # words). Twice the bytes under x64.
+        assert sum(leaf.nbytes for leaf in prepared) == size * (2 if x64 else 1)
 
 
 @overflow_warning

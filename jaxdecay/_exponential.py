@@ -1,0 +1,367 @@
+"""`ExponentialDecay`: Keras' exponential decay, as a family on the shared layers.
+
+The family is its fields (each declared once, with its role), its kernel (`prepare`
+and `evaluate`, the math) and its builder; validation, the pytree, serialization,
+the programs and the warmup piece are shared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxdecay import _config, _divide, _exact, _solve, _steps, _validation, _warmup
+from jaxdecay._dw import unsigned_dtype
+from jaxdecay._fields import Optax, field
+from jaxdecay._program import Kernel
+from jaxdecay._steps import ONE, Position
+
+# The optax schedules a config maps onto: `exponential_decay`, and for a config with
+# a warmup `warmup_exponential_decay_schedule`.
+_OPTAX = "exponential_decay"
+_WARMUP = "warmup_exponential_decay_schedule"
+
+
+class _Constants(NamedTuple):
+    """The constants of the exact power (per stair, or per `decay_steps` steps),
+    and for a staircase those of the division by `decay_steps`."""
+
+    power: _exact.Constants
+    divisor: _divide.Divisor | None
+
+
+def _prepare(numbers: Mapping[str, Any], *, staircase: bool) -> _Constants:
+    initial = numbers["initial_learning_rate"]
+    steps = ONE if staircase else numbers["decay_steps"]
+    # The kernel works on bits: the derivatives come from `_exact.power`.
+    power = _exact.prepare(initial, numbers["decay_rate"], steps, initial.dtype)
+    divisor = None
+    if staircase:
+        hi, lo = numbers["decay_steps"]
+        # At least 1, as for a traced value that validation could not see.
+        lo = jnp.where((hi == 0) & (lo == 0), jnp.uint32(1), lo)
+        divisor = _divide.prepare_divisor(hi, lo, unsigned_dtype(initial.dtype))
+    return lax.stop_gradient(_Constants(power, divisor))
+
+
+def _evaluate(
+    numbers: Mapping[str, Any],
+    constants: _Constants,
+    position: Position,
+    *,
+    staircase: bool,
+) -> jax.Array:
+    """The decay at `position`, counted from `transition_begin`, bounded by
+    `end_learning_rate` (NaN: none)."""
+    initial, rate = numbers["initial_learning_rate"], numbers["decay_rate"]
+    end = numbers["end_learning_rate"]
+    unsigned = unsigned_dtype(initial.dtype)
+    begin, reachable = _steps.unsigned(numbers["transition_begin"], unsigned)
+    fraction, whole = position.fraction, position.whole
+    after = whole > begin
+    if fraction is not None:
+        after = after | ((whole == begin) & (fraction > 0))
+    started = position.in_range & reachable & after
+    elapsed = jnp.where(started, whole - begin, unsigned.type(0))
+    if constants.divisor is not None:  # a staircase
+        # The exact integer quotient, by a multiply and shifts: never a float
+        # division, nor XLA's integer division, one scalar division per step.
+        stairs = _divide.divide(elapsed, constants.divisor)
+        value = _exact.power(constants.power, initial, rate, ONE, stairs)
+    else:
+        decay_steps = numbers["decay_steps"]
+        value = _exact.power(constants.power, initial, rate, decay_steps, elapsed)
+        if fraction is not None:
+            value = value * _fraction_factor(numbers, fraction, initial.dtype)
+    if fraction is not None:
+        far_started, far_value = _far(numbers, position, staircase)
+        started = jnp.where(position.far, far_started, started)
+        value = jnp.where(position.far, far_value, value)
+    value = jnp.where(started, value, initial)
+    # A floor for decay, a ceiling for growth (as optax's end_value); NaN: none.
+    bounded = jnp.where(rate < 1, jnp.maximum(value, end), jnp.minimum(value, end))
+    return jnp.where(jnp.isnan(end), value, bounded)
+
+
+def _fraction_factor(
+    numbers: Mapping[str, Any], fraction: jax.Array, compute: Any
+) -> jax.Array:
+    """`rate ** (fraction / decay_steps)` for the fraction of a float step."""
+    rate = numbers["decay_rate"]
+    per_step = jnp.log(rate) / _steps.as_float(numbers["decay_steps"], compute)
+    part = fraction.astype(compute)
+    # A whole step multiplies by exactly 1, also when the rate is 0 or inf (whose
+    # exponent is then -inf or inf for any fraction).
+    infinite = jnp.isinf(per_step)
+    exponent = part * jnp.where(infinite, 0, per_step)
+    exponent = jnp.where(infinite & (part > 0), per_step, exponent)
+    return jnp.exp(exponent)
+
+
+def _far(
+    numbers: Mapping[str, Any], position: Position, staircase: bool
+) -> tuple[jax.Array, jax.Array]:
+    """The decay in float arithmetic, where `far`: for float steps beyond the
+    integer range (infinity included) and past the warmup (if any). 0 or inf where
+    the exact value is, never NaN."""
+    initial, rate = numbers["initial_learning_rate"], numbers["decay_rate"]
+    step, far = position.step, position.far
+    compute = initial.dtype
+    begin = _steps.as_float(numbers["transition_begin"], compute)
+    if position.offset is not None:  # the steps of a piece before, the warmup's
+        begin = begin + position.offset
+    # Zero where not far or before the start, so that neither this branch nor its
+    # gradient is infinite where it is not used; at most the largest float, so
+    # that an infinite step gives 0 or inf with finite derivatives (not 0 * inf).
+    largest = np.finfo(compute).max
+    elapsed = jnp.maximum(step.astype(compute) - begin, 0)
+    elapsed = jnp.where(far, jnp.minimum(elapsed, largest), 0)
+    units = elapsed / _steps.as_float(numbers["decay_steps"], compute)
+    if staircase:
+        units = jnp.floor(units)
+    log_rate = jnp.log(rate)
+    # No decay at all must not make inf * 0 a NaN.
+    exponent = jnp.where(log_rate == 0, 0, units * log_rate)
+    factor = jnp.exp(exponent)
+    # Where the factor alone underflows or overflows, the product may not.
+    magnitude = jnp.where(initial == 0, 1, jnp.abs(initial))
+    extreme = jnp.sign(initial) * jnp.exp(jnp.log(magnitude) + exponent)
+    product = jnp.where(jnp.isfinite(factor) & (factor != 0), initial * factor, extreme)
+    # 0 and inf stay what they are, whatever the rate.
+    keep = (initial == 0) | jnp.isinf(initial)
+    return elapsed > 0, jnp.where(keep, initial, product)
+
+
+@_config.schedule_class(
+    _config.Family(
+        builder="exponential_decay",
+        kernel=Kernel(_prepare, _evaluate),
+        peak="initial_learning_rate",
+        pieces=(_warmup.WARMUP,),
+        optax=(_OPTAX, _WARMUP),
+    )
+)
+@dataclasses.dataclass(frozen=True, eq=False)
+class ExponentialDecay(_config.Config):
+    """Keras' `ExponentialDecay` schedule as a frozen, serializable dataclass.
+
+    The instance is itself the schedule: call it with a step, or pass it to an optax
+    optimizer as the learning rate. It computes exactly what `exponential_decay` with
+    the same arguments computes. Use `dataclasses.replace` for variants.
+
+    It is a JAX pytree: the numeric hyperparameters are its leaves, as the schedule's
+    program takes them (floats in the compute dtype; `decay_steps`,
+    `transition_begin` and `warmup_steps` as two integer words each, so that they
+    are exact without x64), and `staircase` and `name` are static. Passed as an
+    argument to a jitted function, new values never recompile, and `jax.vmap` over a
+    stack of configs
+    (`jax.tree.map(lambda *leaves: jnp.stack(leaves), *configs)`) runs many
+    schedules in one program, each with the bits of its own single run.
+
+    Attributes:
+      initial_learning_rate: the learning rate at steps up to `transition_begin`.
+      decay_steps: the number of steps over which the rate is multiplied by
+        `decay_rate`; an integer in [1, 2**63 - 1].
+      decay_rate: the factor per `decay_steps` steps; finite and > 0.
+      staircase: decay in whole stairs of `decay_steps` steps.
+      name: a label kept for Keras configs; it does not change the math.
+      transition_begin: the steps the decay waits after the warmup (keyword-only).
+      end_learning_rate: a bound the learning rate does not pass (keyword-only).
+      warmup_steps: the length of the linear warmup before the decay; an integer
+        >= 0, 0 for none (keyword-only).
+      warmup_init: the learning rate at step 0, where the warmup starts; finite
+        (keyword-only).
+
+    Examples:
+      >>> import jaxdecay
+      >>> schedule = jaxdecay.ExponentialDecay(0.1, decay_steps=1000, decay_rate=0.5)
+      >>> print(schedule(1000))
+      0.05
+      >>> schedule.get_config()
+      {'initial_learning_rate': 0.1, 'decay_steps': 1000, 'decay_rate': 0.5, \
+'staircase': False, 'name': 'ExponentialDecay'}
+    """
+
+    initial_learning_rate: float | np.generic = field(
+        check=_validation.real(),
+        leaf=True,
+        keras=True,
+        optax=(Optax("init_value", 0, _OPTAX), Optax("peak_value", 1, _WARMUP)),
+    )
+    decay_steps: int = field(
+        check=_validation.integer(minimum=1),
+        leaf=True,
+        keras=True,
+        optax=(
+            Optax("transition_steps", 1, _OPTAX),
+            Optax("transition_steps", 3, _WARMUP),
+        ),
+    )
+    decay_rate: float | np.generic = field(
+        check=_validation.real(positive=True),
+        leaf=True,
+        keras=True,
+        optax=(Optax("decay_rate", 2, _OPTAX), Optax("decay_rate", 4, _WARMUP)),
+    )
+    staircase: bool = field(
+        check=_validation.boolean,
+        leaf=False,
+        keras=True,
+        optax=(Optax("staircase", 4, _OPTAX), Optax("staircase", 6, _WARMUP)),
+        default=False,
+    )
+    name: str | None = field(
+        check=_validation.label,
+        leaf=False,
+        keras=True,
+        label=True,
+        default="ExponentialDecay",
+    )
+    _: dataclasses.KW_ONLY
+    transition_begin: int = field(
+        check=_validation.integer(minimum=0),
+        leaf=True,
+        keras=False,
+        optax=(
+            Optax("transition_begin", 3, _OPTAX),
+            Optax("transition_begin", 5, _WARMUP),
+        ),
+        default=0,
+    )
+    end_learning_rate: float | np.generic | None = field(
+        check=_validation.real(optional=True),
+        leaf=True,
+        keras=False,
+        optax=(Optax("end_value", 5, _OPTAX), Optax("end_value", 7, _WARMUP)),
+        default=None,
+    )
+    warmup_steps: int = _warmup.steps_field(_WARMUP, 2)
+    warmup_init: float | np.generic = _warmup.init_field(_WARMUP, 0)
+
+    @classmethod
+    def from_endpoints(
+        cls,
+        initial_learning_rate: float | np.generic,
+        final_learning_rate: float | np.generic,
+        total_steps: int,
+        decay_steps: int,
+        staircase: bool = False,
+        **kwargs: Any,
+    ) -> ExponentialDecay:
+        """Builds the schedule whose learning rate at `total_steps` is the final one.
+
+        The decay starts at `start = warmup_steps + transition_begin`, and
+        `total_steps` counts from step 0, the warmup included: `decay_rate = (final
+        / initial) ** (decay_steps / (total_steps - start))`, or with
+        `staircase=True` `** (1 / ((total_steps - start) // decay_steps))`, computed
+        in 40-digit decimal and rounded once to float64 (see `jaxdecay solve` for
+        how close the schedule then is to `final_learning_rate` at `total_steps`).
+
+        Args:
+          initial_learning_rate: the learning rate at the start of the decay (the
+            peak, after a warmup).
+          final_learning_rate: the learning rate wanted at `total_steps`.
+          total_steps: the step at which the final learning rate is reached.
+          decay_steps: as in the constructor.
+          staircase: as in the constructor.
+          **kwargs: `name`, `transition_begin`, `end_learning_rate`,
+            `warmup_steps`, `warmup_init`.
+
+        Raises:
+          TypeError: an argument has the wrong type (the message names it).
+          ValueError: no decay rate reaches the target (the message says why).
+
+        Examples:
+          >>> import jaxdecay
+          >>> schedule = jaxdecay.ExponentialDecay.from_endpoints(
+          ...     0.1, 1e-4, total_steps=100_000, decay_steps=1000)
+          >>> schedule.decay_rate
+          0.933254300796991
+          >>> round(float(schedule(100_000)), 10)
+          0.0001
+          >>> jaxdecay.ExponentialDecay.from_endpoints(
+          ...     0.1, 0.025, total_steps=2500, decay_steps=1000, warmup_steps=500
+          ... ).decay_rate
+          0.5
+        """
+        decay_rate = _solve.decay_rate_for(
+            initial_learning_rate,
+            final_learning_rate,
+            total_steps,
+            decay_steps,
+            staircase,
+            transition_begin=kwargs.get("transition_begin", 0),
+            end_learning_rate=kwargs.get("end_learning_rate"),
+            warmup_steps=kwargs.get("warmup_steps", 0),
+        )
+        return cls(initial_learning_rate, decay_steps, decay_rate, staircase, **kwargs)
+
+
+exponential_decay = _config.builder(
+    ExponentialDecay,
+    doc="""Builds Keras' `ExponentialDecay` as a pure, jit-able `step -> lr` function.
+
+    For a step `t = step - transition_begin > 0` the learning rate is::
+
+        initial_learning_rate * decay_rate ** (t / decay_steps)
+
+    With `staircase=True` the exponent is the integer division `t // decay_steps`,
+    in integer arithmetic. Steps at or before `transition_begin` (negative steps
+    included) hold `initial_learning_rate`, as optax does; Keras instead
+    extrapolates the curve to negative steps. `end_learning_rate` bounds the result
+    as optax's `end_value` does: a floor when `decay_rate < 1`, a ceiling above 1.
+
+    With `warmup_steps > 0` the schedule is optax's
+    `warmup_exponential_decay_schedule`: the learning rate rises linearly from
+    `warmup_init` at step 0 (and before) to `initial_learning_rate` at
+    `warmup_steps`, and the decay above is counted from there: the stairs start
+    at `warmup_steps`, and `transition_begin` holds the peak for that many more
+    steps. The warmup is within 1 ulp of the exact line unless `warmup_init` and
+    `initial_learning_rate` have opposite signs (see docs/numerics.md).
+
+    The float hyperparameters are taken in the compute dtype (float32, or float64
+    under x64), as the schedule's program receives them on every path; the result
+    is within 1 ulp of the exact schedule of those values. It has the dtype of
+    `initial_learning_rate` when that is a NumPy or JAX float (float16 and bfloat16
+    are computed in float32 and rounded once), and JAX's default float otherwise.
+
+    Args:
+      initial_learning_rate: the learning rate at steps up to `transition_begin`.
+      decay_steps: the number of steps over which the rate is multiplied by
+        `decay_rate`; an integer in [1, 2**63 - 1].
+      decay_rate: the factor per `decay_steps` steps; finite and > 0.
+      staircase: decay in whole stairs of `decay_steps` steps.
+      transition_begin: the steps the decay waits after the warmup; an integer >= 0.
+      end_learning_rate: a bound the learning rate does not pass, or None.
+      warmup_steps: the length of the linear warmup; an integer >= 0 (0: none).
+      warmup_init: the learning rate at step 0, where the warmup starts; finite.
+
+    Returns:
+      A function from a step (a Python, NumPy or JAX integer or float, scalar or
+      array) to the learning rate, elementwise. It is pure JAX: it works under
+      `jax.jit` and `jax.vmap`, and `jax.grad` gives the analytic derivative with
+      respect to a float step and the float hyperparameters.
+
+    Raises:
+      TypeError: an argument has the wrong type (the message names it).
+      ValueError: an argument is out of range (the message names it).
+
+    Examples:
+      >>> import jaxdecay
+      >>> schedule = jaxdecay.exponential_decay(0.1, decay_steps=1000, decay_rate=0.5)
+      >>> print(schedule(2000))
+      0.025
+      >>> stairs = jaxdecay.exponential_decay(0.1, 1000, 0.5, staircase=True)
+      >>> print(stairs(1999))
+      0.05
+      >>> warm = jaxdecay.exponential_decay(0.1, 1000, 0.5, warmup_steps=100)
+      >>> print(warm(50), warm(100), warm(1100))
+      0.05 0.1 0.05
+    """,
+)

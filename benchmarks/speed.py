@@ -7,10 +7,18 @@ Prints one table with ratios:
   driver, a notebook or the command line makes a new one per config);
 - jit throughput over 4M (and 64M) int32 steps, in steps/s and as a fraction of the
   machine's memory-bandwidth bound (a jitted copy that moves the same bytes, 4 in
-  and 4 out per step), for jaxdecay's three jit paths: the config closed over (a
-  constant), the config as a jit argument, and a vmap over 16 stacked configs; and
-  a config with a 1000-step warmup against optax's warmup_exponential_decay_schedule
-  (Keras has no exponential decay with a warmup);
+  and 4 out per step). Every row comes twice, continuous (staircase=False) and
+  staircase (staircase=True), each against optax's and Keras' schedule with the
+  same flag. The rows: jaxdecay's three jit paths, the config closed over (a
+  constant) and the config as a jit argument, against a jitted optax and Keras
+  schedule closed over; and a vmap over 16 stacked configs, each over its 16th of
+  the steps, against optax's own vmapped idiom: the schedule built inside the
+  vmapped function from a traced `init_value` (and Keras' ExponentialDecay built
+  the same way from a traced `initial_learning_rate`), over the same 16 rows of
+  steps. Then the same three paths for a config with a 1000-step warmup, against
+  optax's warmup_exponential_decay_schedule (closed over, or built inside the vmap
+  from traced `init_value` and `peak_value`; Keras has no exponential decay with a
+  warmup);
 - trace + compile of an `optax.sgd` train step with each schedule;
 - a sweep of 16 learning rates on a small model: jaxdecay compiles once (the config
   is an argument, or vmapped), optax and Keras compile each closure anew.
@@ -118,36 +126,75 @@ def _stack(configs: list[jaxdecay.ExponentialDecay]) -> jaxdecay.ExponentialDeca
     return stacked
 
 
-def throughput(size: int, repetitions: int) -> dict[str, float]:
-    """Steps per second of each jitted schedule over `size` int32 steps; "copy" is
-    the bandwidth bound: a jitted op that reads 4 bytes and writes 4 per step."""
-    steps = jnp.asarray(
-        np.random.default_rng(0).integers(0, 2**31 - 1, size, dtype=np.int32)
+def _flagged(name: str, staircase: bool) -> str:
+    """The name of a throughput contestant with the given staircase flag."""
+    return f"{name} staircase" if staircase else name
+
+
+def _jit_contestants(
+    staircase: bool, steps: jax.Array, rows: jax.Array
+) -> dict[str, Callable[[], Any]]:
+    """The jitted schedules of `throughput` with one staircase flag."""
+    config = jaxdecay.ExponentialDecay(INIT, DECAY_STEPS, RATE, staircase)
+    warm = jaxdecay.ExponentialDecay(
+        INIT, DECAY_STEPS, RATE, staircase, warmup_steps=WARMUP, warmup_init=INIT / 10
     )
-    config = jaxdecay.ExponentialDecay(INIT, DECAY_STEPS, RATE)
     # 16 configs, each over its 16th of the steps: the same work as one config.
+    peaks = [INIT * (i + 1) for i in range(16)]
     configs = _stack(
+        [jaxdecay.ExponentialDecay(p, DECAY_STEPS, RATE, staircase) for p in peaks]
+    )
+    warm_configs = _stack(
         [
-            jaxdecay.ExponentialDecay(INIT * (i + 1), DECAY_STEPS, RATE)
-            for i in range(16)
+            jaxdecay.ExponentialDecay(
+                p, DECAY_STEPS, RATE, staircase, warmup_steps=WARMUP, warmup_init=p / 10
+            )
+            for p in peaks
         ]
     )
-    rows = steps.reshape(16, -1)
+    # The same 16 numbers as data for optax's and Keras' vmapped idiom.
+    inits = jnp.asarray(peaks, jnp.float32)
+    warm_inits = jnp.asarray([p / 10 for p in peaks], jnp.float32)
     as_argument = jax.jit(lambda c, s: c(s))
     swept = jax.jit(jax.vmap(lambda c, s: c(s)))
     closed_over = jax.jit(config)
-    optax_schedule = jax.jit(optax.exponential_decay(INIT, DECAY_STEPS, RATE))
-    keras_schedule = jax.jit(
-        keras.optimizers.schedules.ExponentialDecay(INIT, DECAY_STEPS, RATE)
-    )
-    copy = jax.jit(lambda x: jax.lax.bitcast_convert_type(x, jnp.float32))
-    warm = jaxdecay.ExponentialDecay(
-        INIT, DECAY_STEPS, RATE, warmup_steps=WARMUP, warmup_init=INIT / 10
-    )
     warm_closed_over = jax.jit(warm)
+    optax_schedule = jax.jit(
+        optax.exponential_decay(INIT, DECAY_STEPS, RATE, staircase=staircase)
+    )
+    keras_schedule = jax.jit(
+        keras.optimizers.schedules.ExponentialDecay(
+            INIT, DECAY_STEPS, RATE, staircase=staircase
+        )
+    )
     optax_warm = jax.jit(
         optax.warmup_exponential_decay_schedule(
-            INIT / 10, INIT, WARMUP, DECAY_STEPS, RATE
+            INIT / 10, INIT, WARMUP, DECAY_STEPS, RATE, staircase=staircase
+        )
+    )
+    # optax's way to sweep a learning rate in one program: build the schedule inside
+    # the vmapped function, from a traced init_value (peak_value for the warmup).
+    optax_vmap = jax.jit(
+        jax.vmap(
+            lambda init, s: optax.exponential_decay(
+                init, DECAY_STEPS, RATE, staircase=staircase
+            )(s)
+        )
+    )
+    optax_warm_vmap = jax.jit(
+        jax.vmap(
+            lambda init, peak, s: optax.warmup_exponential_decay_schedule(
+                init, peak, WARMUP, DECAY_STEPS, RATE, staircase=staircase
+            )(s)
+        )
+    )
+    # Keras' ExponentialDecay can be built the same way: it keeps the traced
+    # initial_learning_rate as it is and converts it only when called.
+    keras_vmap = jax.jit(
+        jax.vmap(
+            lambda init, s: keras.optimizers.schedules.ExponentialDecay(
+                init, DECAY_STEPS, RATE, staircase=staircase
+            )(s)
         )
     )
     functions: dict[str, Callable[[], Any]] = {
@@ -156,9 +203,29 @@ def throughput(size: int, repetitions: int) -> dict[str, float]:
         "jaxdecay vmap": lambda: swept(configs, rows),
         "warmup": lambda: warm_closed_over(steps),
         "warmup argument": lambda: as_argument(warm, steps),
-        "optax warmup": lambda: optax_warm(steps),
+        "warmup vmap": lambda: swept(warm_configs, rows),
         "optax": lambda: optax_schedule(steps),
+        "optax vmap": lambda: optax_vmap(inits, rows),
+        "optax warmup": lambda: optax_warm(steps),
+        "optax warmup vmap": lambda: optax_warm_vmap(warm_inits, inits, rows),
         "keras": lambda: keras_schedule(steps),
+        "keras vmap": lambda: keras_vmap(inits, rows),
+    }
+    return {_flagged(name, staircase): f for name, f in functions.items()}
+
+
+def throughput(size: int, repetitions: int) -> dict[str, float]:
+    """Steps per second of each jitted schedule over `size` int32 steps, continuous
+    and staircase (names from `_flagged`); "copy" is the bandwidth bound: a jitted op
+    that reads 4 bytes and writes 4 per step."""
+    steps = jnp.asarray(
+        np.random.default_rng(0).integers(0, 2**31 - 1, size, dtype=np.int32)
+    )
+    rows = steps.reshape(16, -1)
+    copy = jax.jit(lambda x: jax.lax.bitcast_convert_type(x, jnp.float32))
+    functions: dict[str, Callable[[], Any]] = {
+        **_jit_contestants(False, steps, rows),
+        **_jit_contestants(True, steps, rows),
         # Same bytes as a schedule: int32 in, 4 bytes out; no arithmetic to speak of.
         "copy": lambda: copy(steps),
     }
@@ -361,45 +428,54 @@ def main() -> None:
             )
         )
     for size in sizes:
-        rates = throughput(size, repetitions)
+        # Each throughput cell is one call over millions of steps, noisier on a
+        # shared machine than the latency rows: more repetitions.
+        rates = throughput(size, repetitions if args.quick else 3 * repetitions)
         label = f"{size >> 20}M" if size >= 1 << 20 else f"{size >> 10}K"
-        for name, path in [
-            ("jaxdecay", "config closed over"),
-            ("jaxdecay argument", "config as argument"),
-            ("jaxdecay vmap", "16 configs vmapped"),
-        ]:
-            rows.append(
-                (
-                    f"jit, {label} int32 steps (steps/s): {path}",
-                    _rate(rates[name]),
-                    _rate(rates["optax"]),
-                    _rate(rates["keras"]),
-                    f"{rates[name] / rates['optax']:.2f}x / "
-                    f"{rates[name] / rates['keras']:.2f}x",
-                )
-            )
-        for name, path in [
-            ("warmup", "warmup config closed over"),
-            ("warmup argument", "warmup config as argument"),
-        ]:
-            rows.append(
-                (
-                    f"jit, {label} int32 steps (steps/s): {path}",
-                    _rate(rates[name]),
-                    _rate(rates["optax warmup"]),
-                    "-",
-                    f"{rates[name] / rates['optax warmup']:.2f}x / -",
-                )
-            )
-        rows.append(
+        for name, optax_name, keras_name, path in [
+            ("jaxdecay", "optax", "keras", "config closed over"),
+            ("jaxdecay argument", "optax", "keras", "config as argument"),
             (
-                f"  fraction of copy bound ({_rate(rates['copy'])}/s)",
-                f"{rates['jaxdecay'] / rates['copy']:.2f}",
-                f"{rates['optax'] / rates['copy']:.2f}",
-                f"{rates['keras'] / rates['copy']:.2f}",
-                "",
+                "jaxdecay vmap",
+                "optax vmap",
+                "keras vmap",
+                "16 configs vmapped*",
+            ),
+            ("warmup", "optax warmup", None, "warmup, closed over"),
+            ("warmup argument", "optax warmup", None, "warmup, as argument"),
+            (
+                "warmup vmap",
+                "optax warmup vmap",
+                None,
+                "warmup, 16 configs vmapped*",
+            ),
+        ]:
+            for staircase in (False, True):
+                ours = rates[_flagged(name, staircase)]
+                theirs = rates[_flagged(optax_name, staircase)]
+                keras_rate = rates[_flagged(keras_name, staircase)] if keras_name else 0
+                rows.append(
+                    (
+                        f"jit, {label} int32 steps (steps/s): {path}, "
+                        f"{'stairs' if staircase else 'smooth'}",
+                        _rate(ours),
+                        _rate(theirs),
+                        _rate(keras_rate) if keras_name else "-",
+                        f"{ours / theirs:.2f}x / "
+                        + (f"{ours / keras_rate:.2f}x" if keras_name else "-"),
+                    )
+                )
+        for staircase in (False, True):
+            rows.append(
+                (
+                    f"  fraction of copy bound ({_rate(rates['copy'])}/s), "
+                    f"closed over, {'stairs' if staircase else 'smooth'}",
+                    f"{rates[_flagged('jaxdecay', staircase)] / rates['copy']:.2f}",
+                    f"{rates[_flagged('optax', staircase)] / rates['copy']:.2f}",
+                    f"{rates[_flagged('keras', staircase)] / rates['copy']:.2f}",
+                    "",
+                )
             )
-        )
     compiles = train_step_compile_time(repetitions)
     for name, path in [
         ("jaxdecay", "schedule closed over"),
@@ -437,6 +513,10 @@ def main() -> None:
                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             )
         )
+    print(
+        "* against optax's (and Keras') own idiom: the schedule built inside the "
+        "vmapped function from a traced learning rate"
+    )
 
 
 if __name__ == "__main__":

@@ -77,15 +77,18 @@ def _private_imports(tree):
     return found
 
 
-def _code_lines(source_lines, function):
-    """Lines of `function` that hold code: no blank, comment or docstring lines."""
+def _code_lines(source_lines, node):
+    """Lines of a function or class that hold code: no blank, comment or docstring
+    lines (the docstrings of what it defines inside included)."""
     skip = set()
-    first = function.body[0]
-    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
-        skip = set(range(first.lineno, first.end_lineno + 1))
+    for inner in ast.walk(node):
+        body = getattr(inner, "body", None)
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+            skip |= set(range(first.lineno, first.end_lineno + 1))
     return sum(
         1
-        for number in range(function.lineno, function.end_lineno + 1)
+        for number in range(node.lineno, node.end_lineno + 1)
         if number not in skip
         and source_lines[number - 1].strip()
         and not source_lines[number - 1].strip().startswith("#")
@@ -226,32 +229,15 @@ def test_no_module_imports_a_package_module_inside_a_function(path):
     assert _package_imports(ast.parse(path.read_text()))[1] == []
 
 
-def _class_code_lines(source_lines, node):
-    """Lines of a class that hold code: no blank, comment or docstring lines."""
-    docstrings = set()
-    for inner in ast.walk(node):
-        body = getattr(inner, "body", None)
-        first = body[0] if isinstance(body, list) and body else None
-        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
-            docstrings |= set(range(first.lineno, first.end_lineno + 1))
-    return sum(
-        1
-        for number in range(node.lineno, node.end_lineno + 1)
-        if number not in docstrings
-        and source_lines[number - 1].strip()
-        and not source_lines[number - 1].strip().startswith("#")
-    )
-
-
 @pytest.mark.parametrize("path", MODULES, ids=lambda path: path.name)
 def test_no_class_is_longer_than_120_lines_of_code(path):
     source = path.read_text()
     lines = source.splitlines()
     long = [
-        (node.name, _class_code_lines(lines, node))
+        (node.name, _code_lines(lines, node))
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.ClassDef)
-        and _class_code_lines(lines, node) > MAX_CLASS_CODE_LINES
+        and _code_lines(lines, node) > MAX_CLASS_CODE_LINES
     ]
     assert long == []
 
@@ -267,4 +253,4 @@ def test_the_house_guards_see_what_they_guard():
     assert "_exponential" in _import_graph()["_registry"]
     body = "\n".join(f"    x{i} = {i}" for i in range(121))
     source = f'class C:\n    """Doc.\n\n    More."""\n    # why\n{body}\n'
-    assert _class_code_lines(source.splitlines(), ast.parse(source).body[0]) == 122
+    assert _code_lines(source.splitlines(), ast.parse(source).body[0]) == 122

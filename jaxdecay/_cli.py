@@ -299,6 +299,7 @@ def _read_config(argument: str) -> _Source:
         raise TypeError(f"{label}: {error}") from None
     except ValueError as error:
         raise ValueError(f"{label}: {error}") from None
+    # The command's views (show, plot, solve) read ExponentialDecay's fields.
     return _Source(schedule, label)  # type: ignore[arg-type]
 
 

@@ -183,6 +183,14 @@ class Config:
         Raises:
           OSError: the file cannot be read.
           TypeError, ValueError: as `from_json`, the message prefixed by the path.
+
+        Examples:
+          >>> import pathlib, tempfile
+          >>> import jaxdecay
+          >>> path = pathlib.Path(tempfile.mkdtemp()) / "lr.json"
+          >>> _ = path.write_text(jaxdecay.ExponentialDecay(0.1, 1000, 0.5).to_json())
+          >>> jaxdecay.ExponentialDecay.load(path).decay_rate
+          0.5
         """
         return _serialize.load(path, {cls.__name__: cls})  # type: ignore[no-any-return]
 
@@ -199,6 +207,17 @@ class Config:
           ValueError: `warmup` is False and the schedule has a warmup
             (`warmup_steps > 0`), or True and it has none.
           TypeError: `warmup_steps` is traced: which schedule fits needs its value.
+
+        Examples:
+          >>> import jaxdecay
+          >>> jaxdecay.ExponentialDecay(0.1, 1000, 0.5).optax_kwargs()
+          {'init_value': 0.1, 'transition_steps': 1000, 'decay_rate': 0.5, \
+'transition_begin': 0, 'staircase': False, 'end_value': None}
+          >>> jaxdecay.ExponentialDecay(0.1, 1000, 0.5, warmup_steps=100).optax_kwargs(
+          ...     warmup=True)
+          {'init_value': 0.0, 'peak_value': 0.1, 'warmup_steps': 100, \
+'transition_steps': 1000, 'decay_rate': 0.5, 'transition_begin': 0, \
+'staircase': False, 'end_value': None}
         """
         warmup = _validation.check_bool("warmup", warmup)
         plain, warm = self.family.optax
@@ -210,9 +229,19 @@ class Config:
         """Returns the equivalent optax schedule, built by optax itself, from
         `optax_kwargs()` (with `warmup=True` for a schedule with a warmup).
 
+        optax computes in the compute dtype with its own rounding: its values are
+        within a few hundred float32 ulp of this schedule's (see docs/numerics.md).
+
         Raises:
           ImportError: optax is not installed.
           TypeError: `warmup_steps` is traced: which schedule fits needs its value.
+
+        Examples:
+          >>> import jaxdecay
+          >>> schedule = jaxdecay.ExponentialDecay(0.1, 1000, 0.5, warmup_steps=100)
+          >>> optax_schedule = schedule.to_optax()
+          >>> print(optax_schedule(50), optax_schedule(1100))
+          0.05 0.05
         """
         try:
             import optax

@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxdecay import _registry, _serialize
 from jaxdecay._config import Config
-from jaxdecay._validation import check_keys, missing_extra, preview
+from jaxdecay._validation import check_keys, missing_extra, one_of, preview
 
 # Hydra's `_target_` of each family: the public name that builds it.
 _TARGETS = {f"jaxdecay.{name}": cls for name, cls in _registry.FAMILIES.items()}
@@ -77,10 +77,8 @@ def schedule_from_data(data: Any) -> Config:
     if "_target_" in data:
         target = data["_target_"]
         if not isinstance(target, str) or target not in _TARGETS:
-            names = list(_TARGETS)
-            shown = repr(names[0]) if len(names) == 1 else f"one of {names}"
             raise ValueError(
-                f"_target_ must be {shown}, got {preview(target)}; "
+                f"_target_ must be {one_of(_TARGETS)}, got {preview(target)}; "
                 "targets named in data are never imported"
             )
         cls = _TARGETS[target]

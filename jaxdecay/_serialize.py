@@ -15,7 +15,7 @@ from typing import Any
 
 from jaxdecay import _json
 from jaxdecay._fields import Spec
-from jaxdecay._validation import check_keys, field_name, key_list, preview
+from jaxdecay._validation import check_keys, field_name, key_list, one_of, preview
 
 # Keras 3 writes "keras.optimizers.schedules" for its built-in schedules; the others
 # are names the same class has been serialized under. They are compared as strings.
@@ -132,18 +132,13 @@ def bare_class(data: Mapping[Any, Any], classes: Classes) -> Any:
     return None
 
 
-def _names(classes: Classes) -> str:
-    names = list(classes)
-    return repr(names[0]) if len(names) == 1 else f"one of {names}"
-
-
 def _class_of(data: Mapping[Any, Any], classes: Classes) -> Any:
     """The class that `class_name` names, after checking `module` and
     `registered_name` as strings."""
     class_name = data["class_name"]
     if not isinstance(class_name, str) or class_name not in classes:
         raise ValueError(
-            f"class_name must be {_names(classes)}, got {preview(class_name)}"
+            f"class_name must be {one_of(classes)}, got {preview(class_name)}"
         )
     module = data.get("module")
     if module is not None and (

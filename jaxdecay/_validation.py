@@ -83,6 +83,12 @@ def key_list(keys: Iterable[Any]) -> str:
     return "[" + ", ".join(shown) + (", ..." if len(keys) > 10 else "") + "]"
 
 
+def one_of(names: Iterable[str]) -> str:
+    """The allowed names for a message: `'a'` for one, `one of ['a', 'b']` for more."""
+    names = list(names)
+    return repr(names[0]) if len(names) == 1 else f"one of {names}"
+
+
 def field_name(key: Any) -> str:
     """A key as a field name in a message: bare if it looks like one."""
     if isinstance(key, str) and key.isidentifier() and len(key) <= 80:

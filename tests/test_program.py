@@ -1,5 +1,8 @@
 """The shared program layer: where a part's constants lie is read from their shapes."""
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -16,7 +19,8 @@ def test_a_layout_not_yet_recorded_is_found_by_tracing_prepare():
     schedule = config._schedule
     prepared, plan = schedule._known[1:], schedule._plan
     _program._LAYOUTS.clear()
-    # Traced anew, op by op: the layout is not in the cache any more.
-    got = np.asarray(_program._evaluate(*prepared, steps, plan=plan, dtype=None))
+    # Traced anew: the layout is not in the record any more.
+    evaluate = jax.jit(functools.partial(_program._evaluate, plan=plan, dtype=None))
+    got = np.asarray(evaluate(*prepared, steps))
     np.testing.assert_array_equal(got.view(np.uint8), expected.view(np.uint8))
     assert len(_program._LAYOUTS) == len(plan.parts)

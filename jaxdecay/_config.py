@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple, TypeVar
@@ -129,7 +130,7 @@ class Config:
             value = getattr(self, item.name)
             if role(item).leaf and value is not None:
                 value = _number(item.name, value, self.spec.number_type(item.name))
-            if role(item).keras or value != item.default:
+            if role(item).keras or not _same(value, item.default):
                 config[item.name] = value
         return config
 
@@ -156,6 +157,11 @@ class Config:
                 f"config keys must be strings, got {sorted(map(repr, keys))}"
             )
         spec = cls.spec
+        for key in sorted(keys & spec.optax_names.keys()):
+            raise ValueError(
+                f"config has optax's key {key!r}; jaxdecay calls it "
+                f"{spec.optax_names[key]!r} (Keras' name for optax's {key})"
+            )
         check_keys("config", keys, known=spec.known_keys, required=spec.required_keys)
         return cls(**config)
 
@@ -178,7 +184,9 @@ class Config:
 
     @classmethod
     def load(cls: type[_C], path: str | os.PathLike[str]) -> _C:
-        """Reads a JSON file: what `to_json` writes, or any config `from_json` reads.
+        """Reads a config file: JSON (what `to_json` writes, or any config
+        `from_json` reads), or YAML from a `.yaml` or `.yml` file (the `yaml` extra),
+        read as the `jaxdecay` command reads it.
 
         Raises:
           OSError: the file cannot be read.
@@ -282,8 +290,25 @@ def _check_optax_warmup(
         )
 
 
+def _same(value: Any, default: Any) -> bool:
+    """Whether a field's value is its default, -0.0 told apart from 0.0 (it gives
+    other bits)."""
+    return bool(value == default) and math.copysign(1, _zero_sign(value)) == (
+        math.copysign(1, _zero_sign(default))
+    )
+
+
+def _zero_sign(value: Any) -> float:
+    """The sign of a number as a float (1.0 for what is not a real number)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 1.0
+
+
 def _hashable(name: str, value: Any) -> Any:
-    """A field's value as a hashable one; arrays by dtype, shape and bytes."""
+    """A field's value as a hashable one; arrays by dtype, shape and bytes, and
+    -0.0 apart from 0.0."""
     if isinstance(value, (_steps.Words, np.ndarray, jax.Array)):
         if _validation.is_traced(value) or isinstance(value, _steps.Words):
             raise TypeError(
@@ -291,6 +316,8 @@ def _hashable(name: str, value: Any) -> Any:
             )
         array = np.asarray(value)
         return ("array", array.dtype.str, array.shape, array.tobytes())
+    if isinstance(value, (float, np.floating)) and value == 0:
+        return (value, math.copysign(1, value))
     return value
 
 

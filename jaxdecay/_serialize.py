@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from jaxdecay import _json
+from jaxdecay import _json, _yaml
 from jaxdecay._fields import Spec
 from jaxdecay._validation import check_keys, field_name, key_list, one_of, preview
 
@@ -122,13 +122,15 @@ def load_hint(classes: Classes) -> str:
 
 def bare_class(data: Mapping[Any, Any], classes: Classes) -> Any:
     """The class whose config keys a bare `get_config()` dict uses: the first that
-    knows them all, else the first that knows some (to name the unknown ones)."""
+    knows them all, else the first that knows some or names them as optax does (to
+    name the unknown or renamed ones)."""
     keys = set(data)
-    for complete in (True, False):
-        for cls in classes.values():
-            known = set(cls.spec.known_keys)
-            if (keys <= known) if complete else not keys.isdisjoint(known):
-                return cls
+    for cls in classes.values():
+        if keys <= set(cls.spec.known_keys):
+            return cls
+    for cls in classes.values():
+        if not keys.isdisjoint({*cls.spec.known_keys, *cls.spec.optax_names}):
+            return cls
     return None
 
 
@@ -198,7 +200,9 @@ def from_json(text: Any, classes: Classes) -> Any:
 
 
 def load(path: str | os.PathLike[str], classes: Classes) -> Any:
-    """Reads a JSON file of one of `classes`; errors are prefixed by the path."""
+    """Reads a config file of one of `classes`: YAML from a `.yaml` or `.yml` file
+    (with the `yaml` extra, through the command line's reader), JSON from any other;
+    errors are prefixed by the path."""
     with open(path, "rb") as file:
         text = file.read(_json.MAX_LENGTH + 1)
     where = os.fspath(path)
@@ -207,12 +211,30 @@ def load(path: str | os.PathLike[str], classes: Classes) -> Any:
             f"{where}: the file is longer than {_json.MAX_LENGTH} bytes (1 MiB), "
             "the most a config may be"
         )
+    yaml = where.lower().endswith(_YAML_SUFFIXES)
     try:
-        return deserialize(text, classes)
+        data = _read_yaml(text) if yaml else _json.parse_json(text)
+    except ValueError as error:
+        what = "" if yaml else f"; {_LOAD_READS}"
+        raise ValueError(f"{where}: {error}{what}") from None
+    try:
+        return deserialize(data, classes)
     except TypeError as error:
         raise TypeError(f"{where}: {error}") from None
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
+
+
+_YAML_SUFFIXES = (".yaml", ".yml")
+_LOAD_READS = "load reads YAML from a .yaml or .yml file, and JSON from any other"
+
+
+def _read_yaml(text: bytes) -> Any:
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 text: {error.reason}") from None
+    return _yaml.load_yaml(decoded)
 
 
 def _check_format(data: Mapping[Any, Any], classes: Classes) -> None:

@@ -378,6 +378,81 @@ def test_load_names_the_file_in_errors(tmp_path):
         ExponentialDecay.load(tmp_path / "missing.json")
 
 
+def test_load_reads_yaml_as_the_command_line_does(tmp_path):
+    """A .yaml or .yml file is YAML, read by the command line's reader: `1e-3` is a
+    number (YAML 1.1 would make it a string, which the constructor refuses)."""
+    pytest.importorskip("yaml")
+    expected = ExponentialDecay(1e-3, 1000, 0.5, warmup_steps=10)
+    text = "initial_learning_rate: 1e-3\ndecay_steps: 1000\ndecay_rate: 0.5\n"
+    for name in ("lr.yaml", "lr.YML"):
+        path = tmp_path / name
+        path.write_text(text + "warmup_steps: 10\n")
+        assert ExponentialDecay.load(path) == expected
+    path.write_text("a: [1,\n")
+    with pytest.raises(ValueError, match=r"lr\.YML: not valid YAML: .* at line 2"):
+        ExponentialDecay.load(path)
+
+
+def test_load_of_another_file_says_what_it_reads(tmp_path):
+    path = tmp_path / "lr.toml"
+    path.write_text("initial_learning_rate = 0.1\n")
+    with pytest.raises(ValueError) as error:
+        ExponentialDecay.load(path)
+    assert str(error.value).startswith(f"{path}: not valid JSON")
+    assert str(error.value).endswith(
+        "; load reads YAML from a .yaml or .yml file, and JSON from any other"
+    )
+
+
+def test_a_negative_zero_survives_every_format(tmp_path):
+    """warmup_init=-0.0 gives -0.0 at step 0: JSON, YAML, a file, pickle and optax's
+    arguments keep it, and it is not equal to the config with +0.0."""
+    pytest.importorskip("yaml")
+    from jaxdecay import _interop
+
+    negative = ExponentialDecay(0.1, 1000, 0.5, warmup_steps=10, warmup_init=-0.0)
+    positive = dataclasses.replace(negative, warmup_init=0.0)
+    assert negative != positive and hash(negative) != hash(positive)
+    assert bits(negative(0)) != bits(positive(0))
+    assert negative.get_config()["warmup_init"] == 0.0
+    assert "warmup_init" not in positive.get_config()
+    path = tmp_path / "lr.json"
+    path.write_text(negative.to_json())
+    copies = [
+        ExponentialDecay.from_json(negative.to_json()),
+        jaxdecay.deserialize(jaxdecay.serialize(negative)),
+        ExponentialDecay.load(path),
+        pickle.loads(pickle.dumps(negative)),
+    ]
+    optax_kwargs = negative.optax_kwargs(warmup=True)
+    assert np.copysign(1.0, optax_kwargs["init_value"]) == -1.0
+    yaml_path = tmp_path / "lr.yaml"
+    yaml_path.write_text(_interop.to_yaml(negative))
+    copies.append(ExponentialDecay.load(yaml_path))
+    for copy_ in copies:
+        assert copy_ == negative
+        assert bits(copy_(0)) == bits(negative(0))
+
+
+def test_optax_names_in_a_config_name_the_field():
+    """from_config and deserialize refuse optax's names as the constructor does,
+    naming the field, however the dict is wrapped."""
+    config = {"initial_learning_rate": 0.1, "transition_steps": 10, "decay_rate": 0.5}
+    message = (
+        "config has optax's key 'transition_steps'; jaxdecay calls it 'decay_steps' "
+        "(Keras' name for optax's transition_steps)"
+    )
+    for read in (
+        ExponentialDecay.from_config,
+        jaxdecay.deserialize,
+        lambda c: jaxdecay.deserialize({"class_name": "ExponentialDecay", "config": c}),
+    ):
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            read(config)
+    with pytest.raises(ValueError, match="optax's key 'init_value'; jaxdecay calls"):
+        jaxdecay.deserialize({"init_value": 0.1, "transition_steps": 10})
+
+
 def test_deserialize_round_trip_with_extensions():
     """serialize / deserialize keep transition_begin and end_learning_rate."""
     schedule = ExponentialDecay(

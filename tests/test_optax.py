@@ -124,3 +124,39 @@ def test_staircase_with_transition_begin_in_sgd(variant, float_dtype):
         params, state = step(params, state)
     total = 0.1 + 0.1 + 0.1 + 0.05
     np.testing.assert_allclose(params, [1.0 - total * 3, -2.0 + total], rtol=RTOL)
+
+
+OPTAX_UNDER_JIT = {
+    # README's comparison: what optax's schedules take as traced values.
+    "decay_rate": (
+        lambda r: optax.exponential_decay(0.1, 1000, r)(5),
+        lambda r: ExponentialDecay(0.1, 1000, r)(5),
+        0.5,
+    ),
+    "transition_steps": (
+        lambda n: optax.exponential_decay(0.1, n, 0.5)(5),
+        lambda n: ExponentialDecay(0.1, n, 0.5)(5),
+        1000,
+    ),
+    "warmup_steps": (
+        lambda w: optax.warmup_exponential_decay_schedule(0.0, 0.1, w, 1000, 0.5)(5),
+        lambda w: ExponentialDecay(0.1, 1000, 0.5, warmup_steps=w)(5),
+        10,
+    ),
+}
+
+
+@pytest.mark.parametrize("field", OPTAX_UNDER_JIT)
+def test_optax_fails_on_a_traced_rate_length_or_warmup_and_jaxdecay_does_not(field):
+    """optax compiles a sweep over init_value built inside the traced function, but
+    a traced decay_rate, transition_steps or warmup length fails in its Python
+    checks; jaxdecay takes each as data and gives its value's bits."""
+    optax_schedule, jaxdecay_schedule, value = OPTAX_UNDER_JIT[field]
+    with pytest.raises(jax.errors.TracerBoolConversionError):
+        jax.jit(optax_schedule)(value)
+    traced = jax.jit(jaxdecay_schedule)(value)
+    assert (
+        np.asarray(traced).tobytes() == np.asarray(jaxdecay_schedule(value)).tobytes()
+    )
+    init = jax.jit(lambda i: optax.exponential_decay(i, 1000, 0.5)(5))(0.1)
+    np.testing.assert_allclose(init, 0.1 * 0.5 ** (5 / 1000), rtol=1e-6)

@@ -2,7 +2,7 @@
 
 import sys
 
-from jaxdecay._cli import main
+from jaxdecay._cli import console
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

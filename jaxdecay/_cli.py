@@ -14,7 +14,7 @@ import decimal
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -28,6 +28,38 @@ _PROG = "jaxdecay"
 _MAX_CONFIG_BYTES = 1 << 20
 # Beyond this many stairs a plot samples them evenly: a figure is ~600 pixels wide.
 _SUFFIXES = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9}
+
+
+def console() -> int:
+    """The `jaxdecay` script and `python -m jaxdecay`: `main`, in a process of its
+    own, with JAX's persistent compilation cache (see `compilation_cache_dir`)."""
+    folder = compilation_cache_dir(os.environ)
+    if folder is not None:
+        # The command owns its process: a later run reads the programs this one
+        # compiled instead of compiling them again (they are most of its time).
+        jax.config.update("jax_compilation_cache_dir", folder)  # type: ignore[no-untyped-call]
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # type: ignore[no-untyped-call]
+    return main()
+
+
+def compilation_cache_dir(environ: Mapping[str, str]) -> str | None:
+    """The command line's compilation cache: `$JAXDECAY_CACHE_DIR`, else `jaxdecay`
+    in `$XDG_CACHE_HOME` (`~/.cache`); None (no cache) when
+    `JAXDECAY_NO_CACHE` is set to anything but "" or "0".
+
+    Examples:
+      >>> compilation_cache_dir({"JAXDECAY_CACHE_DIR": "/tmp/c"})
+      '/tmp/c'
+      >>> compilation_cache_dir({"XDG_CACHE_HOME": "/x", "JAXDECAY_NO_CACHE": "1"})
+    """
+    if environ.get("JAXDECAY_NO_CACHE", "") not in ("", "0"):
+        return None
+    if environ.get("JAXDECAY_CACHE_DIR"):
+        return environ["JAXDECAY_CACHE_DIR"]
+    home = environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache"
+    )
+    return os.path.join(home, "jaxdecay")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,9 @@ import os
 
 # Before anything imports keras: Keras 3 reads its backend once, at import time.
 os.environ.setdefault("KERAS_BACKEND", "jax")
+# The `jaxdecay` commands the tests run compile afresh and write no cache into the
+# home folder; test_cli.py checks the cache in a folder of its own.
+os.environ.setdefault("JAXDECAY_NO_CACHE", "1")
 
 import jax
 import jax.numpy as jnp

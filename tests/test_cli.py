@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 import math
+import os
 import pathlib
 import re
 import subprocess
@@ -45,7 +46,7 @@ STAIRS = {
 SMOOTH = {**STAIRS, "staircase": False}
 
 
-def run(*args, stdin=None, executable=None):
+def run(*args, stdin=None, executable=None, env=None):
     """Runs the command line in a new process; returns the CompletedProcess."""
     command = [executable] if executable else [sys.executable, "-m", "jaxdecay"]
     return subprocess.run(
@@ -55,6 +56,7 @@ def run(*args, stdin=None, executable=None):
         text=True,
         timeout=300,
         check=False,
+        env=env,
     )
 
 
@@ -146,6 +148,28 @@ def test_console_script_is_installed_and_reads_yaml(tmp_path):
     result = run("convert", str(config), "--to", "keras", executable=str(script))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["config"]["initial_learning_rate"] == 1e-4
+
+
+def test_the_command_keeps_its_compiled_programs_unless_told_not_to(tmp_path):
+    """A run writes its compiled programs into the cache folder, and a second run
+    reads them and prints the same; with JAXDECAY_NO_CACHE=1 nothing is written."""
+    config = json.dumps(SMOOTH)
+    cached = {
+        key: value for key, value in os.environ.items() if key != "JAXDECAY_NO_CACHE"
+    }
+    cached["JAXDECAY_CACHE_DIR"] = str(tmp_path / "cache")
+    first = run("show", config, "--steps", "0,1000,2500", env=cached)
+    assert first.returncode == 0, first.stderr
+    written = sorted((tmp_path / "cache").iterdir())
+    assert written
+    second = run("show", config, "--steps", "0,1000,2500", env=cached)
+    assert (second.returncode, second.stdout) == (0, first.stdout)
+    assert sorted((tmp_path / "cache").iterdir()) == written
+    off = {**cached, "JAXDECAY_CACHE_DIR": str(tmp_path / "off")}
+    off["JAXDECAY_NO_CACHE"] = "1"
+    third = run("show", config, "--steps", "0,1000,2500", env=off)
+    assert (third.returncode, third.stdout) == (0, first.stdout)
+    assert not (tmp_path / "off").exists()
 
 
 def test_show_reads_standard_input_and_step_suffixes(float_dtype):

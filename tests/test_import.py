@@ -254,3 +254,29 @@ def test_the_house_guards_see_what_they_guard():
     body = "\n".join(f"    x{i} = {i}" for i in range(121))
     source = f'class C:\n    """Doc.\n\n    More."""\n    # why\n{body}\n'
     assert _code_lines(source.splitlines(), ast.parse(source).body[0]) == 122
+
+
+def _design_layers():
+    """Module -> layer, from the table in docs/design.md."""
+    text = (PACKAGE.parent / "docs" / "design.md").read_text()
+    layers = {}
+    for number, modules in re.findall(r"^\| (\d+) \| (.*?) \|", text, re.MULTILINE):
+        for name in re.findall(r"`(_\w+)\.py`", modules):
+            layers[name] = int(number)
+    return layers
+
+
+def test_each_module_imports_only_layers_below_it_as_design_md_says():
+    """docs/design.md's table lists every module, and each imports only modules
+    of lower layers."""
+    layers = _design_layers()
+    private = {path.stem for path in MODULES if path.stem.startswith("_")}
+    assert private - {"__init__", "__main__"} == set(layers)
+    upward = [
+        (module, imported)
+        for module, imports in _import_graph().items()
+        if module in layers
+        for imported in imports
+        if imported in layers and layers[imported] >= layers[module]
+    ]
+    assert upward == []

@@ -50,34 +50,32 @@ PART = "warmup"  # the `part` of the warmup's fields
 def steps_field(optax_schedule: str | None = None, position: int = 2) -> Any:
     """The `warmup_steps` field: the length of the linear warmup, an integer >= 0
     (0: none); optax's `warmup_steps` of `optax_schedule` (if any), at `position`."""
-    return field(
-        check=_validation.integer(minimum=0),
-        leaf=True,
-        keras=False,
-        optax=_optax("warmup_steps", position, optax_schedule),
-        format=2,
-        part=PART,
-        default=0,
-    )
+    check = _validation.integer(minimum=0)
+    return _field(check, "warmup_steps", optax_schedule, position, default=0)
 
 
 def init_field(optax_schedule: str | None = None, position: int = 0) -> Any:
     """The `warmup_init` field: the learning rate at step 0, where the warmup
     starts; finite. optax's `init_value` of `optax_schedule` (if any), at
     `position`."""
+    check = _validation.real()
+    return _field(check, "init_value", optax_schedule, position, default=0.0)
+
+
+def _field(
+    check: Any, optax_name: str, schedule: str | None, position: int, default: Any
+) -> Any:
+    """A field of the warmup: a leaf the piece reads, an extension key of format 2."""
+    optax = () if schedule is None else (Optax(optax_name, position, schedule),)
     return field(
-        check=_validation.real(),
+        check=check,
         leaf=True,
         keras=False,
-        optax=_optax("init_value", position, optax_schedule),
+        optax=optax,
         format=2,
         part=PART,
-        default=0.0,
+        default=default,
     )
-
-
-def _optax(name: str, position: int, schedule: str | None) -> tuple[Optax, ...]:
-    return () if schedule is None else (Optax(name, position, schedule),)
 
 
 def _prepare(numbers: Mapping[str, Any], *, peak: jax.Array) -> Ramp:

@@ -264,7 +264,7 @@ class Config:
         value = getattr(self, "warmup_steps", 0)
         if _validation.is_traced(value) or isinstance(value, _steps.Words):
             raise TypeError(
-                f"warmup_steps is {describe_value(value)}: which optax schedule "
+                f"warmup_steps is {_describe_value(value)}: which optax schedule "
                 "fits this one needs its value, outside jit"
             )
         return np.asarray(value) > 0
@@ -327,13 +327,13 @@ def _number(field: str, value: Any, kind: type[int] | type[float]) -> Any:
     traced = _validation.is_traced(value) or isinstance(value, _steps.Words)
     if traced or np.ndim(value) != 0:
         raise TypeError(
-            f"cannot serialize {field}: it is {describe_value(value)}, not a "
+            f"cannot serialize {field}: it is {_describe_value(value)}, not a "
             "number; serialize each config of a batch on its own, outside jit"
         )
     return kind(value)
 
 
-def describe_value(value: Any) -> str:
+def _describe_value(value: Any) -> str:
     """A traced or array value, described for a message."""
     if isinstance(value, _steps.Words):
         return "a traced integer"

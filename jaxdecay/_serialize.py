@@ -86,7 +86,7 @@ def deserialize(data: Any, classes: Classes) -> Any:
     if not {"class_name", "config"} & data.keys():
         bare = bare_class(data, classes)
         if bare is not None:  # a bare get_config() dict, which the command line reads
-            check_no_containers(data)
+            _check_no_containers(data)
             return bare.from_config(data)
     # First: a newer format is refused as such, whatever else it holds.
     _check_format(data, classes)
@@ -100,7 +100,7 @@ def deserialize(data: Any, classes: Classes) -> Any:
     cls = _class_of(data, classes)
     config = data["config"]
     if isinstance(config, Mapping):
-        check_no_containers(config)
+        _check_no_containers(config)
     return cls.from_config(config)
 
 
@@ -161,7 +161,7 @@ def _class_of(data: Mapping[Any, Any], classes: Classes) -> Any:
     return classes[class_name]
 
 
-def check_no_containers(config: Mapping[Any, Any]) -> None:
+def _check_no_containers(config: Mapping[Any, Any]) -> None:
     """Refuses a container as a config value: no field takes one, and refused here,
     a value of any size or depth never reaches a message that shows it whole."""
     for key, value in config.items():

@@ -14,6 +14,8 @@ import functools
 import inspect
 import math
 import os
+import sys
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
@@ -44,6 +46,8 @@ class Family(NamedTuple):
     peak: the field that a piece such as the warmup leads up to.
     pieces: the pieces a config of the family may use.
     optax: optax's schedule without a warmup, and with one (None: none).
+    rate: the field whose value 1 means no change (`decay_rate`), if any: a
+      value other than 1 that the compute dtype rounds to 1 warns.
     """
 
     builder: str
@@ -51,6 +55,7 @@ class Family(NamedTuple):
     peak: str
     pieces: tuple[Piece, ...] = ()
     optax: tuple[str | None, str | None] = (None, None)
+    rate: str | None = None
 
 
 _C = TypeVar("_C", bound="Config")
@@ -69,9 +74,8 @@ class Config:
         values = self.spec.check({n: getattr(self, n) for n in self.spec.names})
         for name, value in values.items():
             object.__setattr__(self, name, value)
+        _warn_if_rounded_away(self.spec, self.family, values)
         pieces = tuple(p.name for p in self.family.pieces if p.used(values))
-        dtype = _program.result_dtype(values[self.family.peak])
-        object.__setattr__(self, "_dtype", dtype)
         object.__setattr__(self, "_pieces", pieces)
         object.__setattr__(self, "_schedule", self._program())
 
@@ -89,12 +93,12 @@ class Config:
         object.__setattr__(self, "_schedule", schedule)
         return schedule
 
-    def _program(self) -> _program.Program:
+    def _program(self, prepared: tuple[Any, ...] | None = None) -> _program.Program:
         static = tuple((n, getattr(self, n)) for n in self.spec.structure)
         cls: Any = type(self)  # a class is hashable, whatever its instances
         plan = _plan(cls, static, self.__dict__["_pieces"])
         arguments = {name: getattr(self, name) for name in self.spec.math}
-        return _program.Program(plan, arguments, self.__dict__["_dtype"])
+        return _program.Program(plan, arguments, prepared)
 
     def _key(self) -> tuple[Any, ...]:
         """The fields as hashable values; arrays by dtype, shape and bytes."""
@@ -290,6 +294,49 @@ def _check_optax_warmup(
         )
 
 
+def _warn_if_rounded_away(
+    spec: Spec, family: Family, values: Mapping[str, Any]
+) -> None:
+    """Warns of a known number that the compute dtype rounds to 0 or to inf, or,
+    for the family's rate, to 1 (no decay at all): every path computes with the
+    rounded number, so the schedule is not the one the number describes."""
+    compute = _program.compute_dtype()
+    for name in spec.leaves:
+        value = values[name]
+        if name in spec.integer_leaves or not isinstance(
+            value, (int, float, np.generic)
+        ):
+            continue
+        with np.errstate(over="ignore", under="ignore"):
+            rounded = compute.type(value)
+        exact = float(value)
+        if (exact != 0 and rounded == 0) or (
+            math.isfinite(exact) and np.isinf(rounded)
+        ):
+            _warn(
+                f"{name}={value!r} is {float(rounded)} in {compute.name}, the "
+                "dtype every path computes in; scale it into range, or enable x64 "
+                "(JAX_ENABLE_X64=1) for float64"
+            )
+        elif name == family.rate and value != 1 and rounded == 1:
+            _warn(
+                f"{name}={value!r} is 1 in {compute.name}, the dtype every path "
+                "computes in, so the schedule neither decays nor grows; give the "
+                f"same decay over more steps ({name} ** k with decay_steps * k, "
+                "further from 1), or enable x64 (JAX_ENABLE_X64=1) for float64"
+            )
+
+
+def _warn(message: str) -> None:
+    """A UserWarning that points at the caller's line, outside the package."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(
+        "jaxdecay"
+    ):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    warnings.warn(message, UserWarning, stacklevel=level)
+
+
 def _same(value: Any, default: Any) -> bool:
     """Whether a field's value is its default, -0.0 told apart from 0.0 (it gives
     other bits)."""
@@ -308,7 +355,10 @@ def _zero_sign(value: Any) -> float:
 
 def _hashable(name: str, value: Any) -> Any:
     """A field's value as a hashable one; arrays by dtype, shape and bytes, and
-    -0.0 apart from 0.0."""
+    -0.0 apart from 0.0; a NumPy array of no dimension as its scalar (a config
+    rebuilt from its leaves holds such)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
     if isinstance(value, (_steps.Words, np.ndarray, jax.Array)):
         if _validation.is_traced(value) or isinstance(value, _steps.Words):
             raise TypeError(
@@ -409,26 +459,84 @@ def builder(cls: type[Config], doc: str) -> Callable[..., Schedule]:
     return _validation.rejects_optax_names(name, cls.spec.optax_names)(build)
 
 
+class Labels:
+    """The labels of a config (its name), carried in its pytree structure but not
+    part of it: equal to any other labels, so that configs that differ only in
+    name stack, and a jitted function taking them compiles once (inside it, a
+    config has the labels of the one it was traced with)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: tuple[Any, ...]):
+        self.values = values
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Labels)
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return f"labels{self.values!r}"
+
+
 def _flatten_with_keys(
     schedule: Config,
 ) -> tuple[tuple[tuple[Any, Any], ...], tuple[Any, ...]]:
-    # The integers as two words each, so that they are data without x64 too; the
-    # floats as given: every path rounds them to the compute dtype alike. None (no
-    # end_learning_rate) is no leaf. The pieces in use are structure, as static
-    # fields are: a config without a warmup runs no ramp on any path.
+    # The numbers, then the constants prepared from them (two arrays per part),
+    # so that a program taking a config computes from prepared constants and
+    # compiles no preparation. The floats in the compute dtype, whatever their
+    # type; the integers as two words each, so that they are data without x64
+    # too. None (no end_learning_rate) is no leaf. The pieces in use are
+    # structure, as static fields are: a config without a warmup runs no ramp on
+    # any path. The labels ride along without being structure.
     spec = schedule.spec
-    children = tuple(
+    children = [
         (
             jax.tree_util.GetAttrKey(name),
             _steps.to_words(getattr(schedule, name))
             if name in spec.integer_leaves
-            else getattr(schedule, name),
+            else _float_leaf(getattr(schedule, name)),
         )
         for name in spec.leaves
-    )
-    static = tuple(getattr(schedule, name) for name in spec.static)
-    internal = schedule.__dict__
-    return children, (*static, internal["_dtype"], internal["_pieces"])
+    ]
+    constants = schedule.__dict__.get("_constant_leaves")
+    if constants is None:
+        constants = _padded(schedule, schedule._schedule.prepared())
+    children += [
+        (jax.tree_util.GetAttrKey(f"_constants{i}"), x) for i, x in enumerate(constants)
+    ]
+    structure = tuple(getattr(schedule, name) for name in spec.structure)
+    labels = tuple(getattr(schedule, name) for name in spec.labels)
+    return tuple(children), (*structure, schedule.__dict__["_pieces"], Labels(labels))
+
+
+def _padded(schedule: Config, constants: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Two arrays for each part the family can have: those of the family and of
+    the pieces in use, two empty ones for a piece not in use. So every config of
+    a family has the same number of leaves, and configs with and without a piece
+    fail to stack on their structure, with JAX's message saying so."""
+    compute = _program.compute_dtype()
+    empty = (np.zeros((0,), compute), np.zeros((0,), f"int{8 * compute.itemsize}"))
+    padded, start = list(constants[:2]), 2
+    for piece in schedule.family.pieces:
+        if piece.name in schedule.__dict__["_pieces"]:
+            padded += constants[start : start + 2]
+            start += 2
+        else:
+            padded += empty
+    return tuple(padded)
+
+
+def _float_leaf(value: Any) -> Any:
+    """A float field's value as a leaf: in the compute dtype, so that any Python
+    or NumPy number gives the same leaf type (None stays None)."""
+    compute = _program.compute_dtype()
+    if isinstance(value, (int, float, np.generic, np.ndarray)):
+        return np.asarray(value, compute)
+    if isinstance(value, jax.Array) and jax.numpy.issubdtype(value.dtype, np.number):
+        return value.astype(compute)
+    return value  # None, or a pytree's placeholder
 
 
 def _flatten(schedule: Config) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
@@ -439,15 +547,27 @@ def _flatten(schedule: Config) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
 def _unflatten(cls: type[_C], aux: tuple[Any, ...], children: Any) -> _C:
     # Not through __init__: JAX rebuilds pytrees with tracers, batches and
     # placeholders, which are not configs to validate. Known integer words become
-    # the integers they stand for again. Field order, as the flattening's.
+    # the integers they stand for again. Field order, as the flattening's; the
+    # constants after the numbers (none from a program exported without them).
     schedule = object.__new__(cls)
-    *static, dtype, pieces = aux
-    for name, value in zip(cls.spec.leaves, children, strict=True):
+    *structure, pieces, labels = aux
+    children = tuple(children)
+    count = len(cls.spec.leaves)
+    for name, value in zip(cls.spec.leaves, children[:count], strict=True):
         if isinstance(value, _steps.Words):
             value = _steps.from_words(value)
         object.__setattr__(schedule, name, value)
-    for name, value in zip(cls.spec.static, static, strict=True):
+    for name, value in zip(cls.spec.structure, structure, strict=True):
         object.__setattr__(schedule, name, value)
-    object.__setattr__(schedule, "_dtype", dtype)
+    for name, value in zip(cls.spec.labels, labels.values, strict=True):
+        object.__setattr__(schedule, name, value)
     object.__setattr__(schedule, "_pieces", pieces)
+    constants = children[count:]
+    if constants:  # none from a program exported without them
+        object.__setattr__(schedule, "_constant_leaves", constants)
+        used = list(constants[:2])
+        for index, piece in enumerate(cls.family.pieces):
+            if piece.name in pieces:
+                used += constants[2 + 2 * index : 4 + 2 * index]
+        object.__setattr__(schedule, "_schedule", schedule._program(tuple(used)))
     return schedule

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["Divisor", "divide", "prepare_divisor"]
+__all__ = ["Divisor", "divide", "prepare_divisor", "prepare_divisor_host"]
 
 _UNSIGNED = (np.dtype(np.uint32), np.dtype(np.uint64))
 
@@ -71,9 +71,9 @@ class Divisor(NamedTuple):
         (it would need a shift of -1): there the quotient is the numerator.
     """
 
-    magic: jax.Array
-    shift: jax.Array
-    one: jax.Array
+    magic: Any
+    shift: Any
+    one: Any
 
 
 def _bits(dtype: np.dtype[Any]) -> int:
@@ -191,6 +191,25 @@ def prepare_divisor(hi: Any, lo: Any, unsigned_dtype: Any) -> Divisor:
     magic = jnp.where(fits, magic, u(0))
     shift = jnp.where(fits, shift, u(bits - 1))
     return Divisor(magic, shift, one & fits)
+
+
+def prepare_divisor_host(hi: Any, lo: Any, unsigned_dtype: Any) -> Divisor:
+    """`prepare_divisor` for a known divisor, on the host: the same constants, by
+    Python's exact integers (``magic`` is ``floor(2**(w + L + 1) / d) + 1`` modulo
+    ``2**w``), with no program. ``hi`` and ``lo`` are scalars; a divisor of 0 is
+    taken as 1."""
+    dtype = _unsigned_dtype(unsigned_dtype)
+    bits = _bits(dtype)
+    d = (int(hi) << 32) | int(lo)
+    fits = bits == 64 or d < 1 << 32
+    if not fits:
+        return Divisor(dtype.type(0), dtype.type(bits - 1), np.bool_(False))
+    d = max(d, 1)
+    floor_log2 = d.bit_length() - 1
+    power_of_two = d & (d - 1) == 0
+    magic = 0 if power_of_two else ((1 << (bits + floor_log2 + 1)) // d + 1)
+    shift = floor_log2 - 1 if power_of_two and d != 1 else floor_log2
+    return Divisor(dtype.type(magic % (1 << bits)), dtype.type(shift), np.bool_(d == 1))
 
 
 def _mulhi(a: jax.Array, b: jax.Array) -> jax.Array:

@@ -16,12 +16,85 @@ rounded product that feeds an addition goes through :func:`unfused`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+
+class Ops(NamedTuple):
+    """The operations the kernels' preparation uses beyond arithmetic operators,
+    from JAX (in a program) or from NumPy (on the host, for known numbers).
+
+    Both round every operation as IEEE 754 does, so a preparation written once
+    gives the same bits either way (tests/test_host.py checks it); the NumPy ones
+    work on one config's scalars (and the 64-entry tables).
+    """
+
+    where: Callable[[Any, Any, Any], Any]
+    bitcast: Callable[[Any, Any], Any]
+    clz: Callable[[Any], Any]
+    rint: Callable[[Any], Any]
+    stack: Callable[[Any], Any]
+    abs: Callable[[Any], Any]
+    ceil: Callable[[Any], Any]
+    clip: Callable[[Any, Any, Any], Any]
+    isinf: Callable[[Any], Any]
+    zeros: Callable[[Any], Any]
+    zeros_like: Callable[[Any], Any]
+    take: Callable[[Any, Any], Any]
+    barrier: Callable[[Any], Any]
+    stop_gradient: Callable[[Any], Any]
+    asarray: Callable[[Any], Any]
+
+
+JAX = Ops(
+    where=jnp.where,
+    bitcast=lax.bitcast_convert_type,
+    clz=lax.clz,
+    rint=lambda x: lax.round(x, lax.RoundingMethod.TO_NEAREST_EVEN),
+    stack=jnp.stack,
+    abs=jnp.abs,
+    ceil=jnp.ceil,
+    clip=jnp.clip,
+    isinf=jnp.isinf,
+    zeros=lambda dtype: jnp.zeros((), dtype),
+    zeros_like=jnp.zeros_like,
+    take=lambda table, index: (
+        jnp.asarray(table).at[index].get(mode="promise_in_bounds")
+    ),
+    barrier=lax.optimization_barrier,
+    stop_gradient=lax.stop_gradient,
+    asarray=jnp.asarray,
+)
+
+
+def _clz(x: Any) -> Any:
+    """Leading zero bits of a non-negative integer scalar, in its type."""
+    x = np.asarray(x)
+    return x.dtype.type(8 * x.dtype.itemsize - int(x).bit_length())
+
+
+NUMPY = Ops(
+    where=np.where,
+    bitcast=lambda x, dtype: np.asarray(x).view(dtype),
+    clz=_clz,
+    rint=np.rint,
+    stack=np.stack,
+    abs=np.abs,
+    ceil=np.ceil,
+    clip=np.clip,
+    isinf=np.isinf,
+    zeros=lambda dtype: np.dtype(dtype).type(0),
+    zeros_like=np.zeros_like,
+    take=lambda table, index: np.asarray(table)[index],
+    barrier=lambda x: x,
+    stop_gradient=lambda x: x,
+    asarray=np.asarray,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +118,8 @@ class Format:
         taylor_terms: Taylor terms of ``2**(u/64) - 1`` for ``|u| <= 1/2``: the
             first omitted one is ``(ln2/128)**4/24 ~ 2**-34.7`` (float32) or
             ``(ln2/128)**7/5040 ~ 2**-65`` (float64).
+        ops: JAX's operations (in a program), or NumPy's (`on_host`); not
+            compared: a format on the host is the same format.
     """
 
     dtype: np.dtype[Any]
@@ -57,6 +132,11 @@ class Format:
     underflow_exponent: int
     overflow_exponent: int
     taylor_terms: int
+    ops: Ops = dataclasses.field(default=JAX, compare=False)
+
+    def on_host(self) -> Format:
+        """The same format, computed by NumPy on the host."""
+        return dataclasses.replace(self, ops=NUMPY)
 
 
 FLOAT32 = Format(
@@ -138,9 +218,10 @@ def split(a: Any, fmt: Format) -> DW:
     ``s = ceil(p/2)`` (12 of 24, 26 of 53), so ``|lo|`` has at most ``s - 1``
     bits plus the sign (Veltkamp's split, by bits: contraction-proof)."""
     drop = (fmt.mantissa_bits + 1) // 2
-    bits = lax.bitcast_convert_type(jnp.asarray(a, fmt.dtype), fmt.int_dtype)
+    ops = fmt.ops
+    bits = ops.bitcast(ops.asarray(a).astype(fmt.dtype), fmt.int_dtype)
     rounded = (bits + (1 << (drop - 1))) & -(1 << drop)
-    hi = lax.bitcast_convert_type(rounded, fmt.dtype)
+    hi = ops.bitcast(rounded, fmt.dtype)
     return hi, a - hi  # within a factor 2 of each other: exact (Sterbenz)
 
 
@@ -191,41 +272,63 @@ def dw_div(x: DW, y: DW, zero: jax.Array, fmt: Format) -> DW:
     product = dw_mul_fp(y, q2, zero, fmt)
     rest = dw_add(rest, (-product[0], -product[1]))
     q3 = rest[0] / divisor
-    return dw_add(fast_two_sum(q1, q2), (q3, jnp.zeros_like(q3)))
+    return dw_add(fast_two_sum(q1, q2), (q3, fmt.ops.zeros_like(q3)))
+
+
+def scaled_div(x: DW, y: DW, zero: jax.Array, fmt: Format) -> tuple[DW, Any]:
+    """``x / y`` as :func:`dw_div`, with ``y`` scaled into ``[1, 2)`` first:
+    ``(q * 2**E, E)``, ``E`` the binade of ``y[0] >= 1``.
+
+    Dividing by a large ``y`` (steps up to 2**63) takes the low-order parts of the
+    quotient into the subnormals, which XLA on CPU flushes to zero and NumPy keeps;
+    scaled, every intermediate stays normal, so a preparation gives the same bits
+    in a program and on the host, and the same as unscaled wherever nothing was
+    subnormal (scaling by a power of two commutes with rounding).
+    """
+    exponent = binade(y[0], fmt)
+    unit = power_of_two(-exponent, fmt)
+    return dw_div(x, (y[0] * unit, y[1] * unit), zero, fmt), exponent
+
+
+def flush(x: Any, fmt: Format) -> Any:
+    """``x`` with a subnormal value flushed to a zero of its sign, as XLA on CPU
+    flushes it (and NumPy does not): for the few results of a preparation that
+    may be subnormal."""
+    tiny = fmt.dtype.type(np.finfo(fmt.dtype).smallest_normal)
+    return fmt.ops.where(fmt.ops.abs(x) < tiny, x * 0, x)
 
 
 def unpack(bits: jax.Array, fmt: Format) -> tuple[jax.Array, jax.Array]:
     """``(e, m)`` with ``x = m * 2**e``, ``1 <= m < 2``, from the bits of a
     positive finite ``x`` (subnormals included, by integer normalisation)."""
+    ops = fmt.ops
     fraction_bits = fmt.mantissa_bits - 1
     width = 8 * fmt.int_dtype.itemsize
     field = bits >> fraction_bits
     fraction = bits & ((1 << fraction_bits) - 1)
     subnormal = field == 0
-    shift = jnp.where(
+    shift = ops.where(
         subnormal,
-        lax.clz(fraction) - (width - fmt.mantissa_bits),
+        ops.clz(fraction) - (width - fmt.mantissa_bits),
         fmt.int_dtype.type(0),
     )
     fraction = (fraction << shift) & ((1 << fraction_bits) - 1)
-    exponent = jnp.where(
+    exponent = ops.where(
         subnormal, 1 - fmt.exponent_bias - shift, field - fmt.exponent_bias
     )
     one = fmt.exponent_bias << fraction_bits
-    return exponent, lax.bitcast_convert_type(fraction | one, fmt.dtype)
+    return exponent, ops.bitcast(fraction | one, fmt.dtype)
 
 
-def round_bits(x: jax.Array, fmt: Format) -> jax.Array:
+def round_bits(x: Any, fmt: Format) -> Any:
     """``x`` rounded to ``piece_bits`` significant bits (by bits: exact)."""
     drop = fmt.mantissa_bits - fmt.piece_bits
-    bits = lax.bitcast_convert_type(x, fmt.int_dtype)
+    bits = fmt.ops.bitcast(x, fmt.int_dtype)
     rounded = (bits + (1 << (drop - 1))) & -(1 << drop)
-    return lax.bitcast_convert_type(rounded, fmt.dtype)
+    return fmt.ops.bitcast(rounded, fmt.dtype)
 
 
-def power_of_two(
-    exponent: jax.Array, fmt: Format, sign: jax.Array | None = None
-) -> jax.Array:
+def power_of_two(exponent: Any, fmt: Format, sign: Any = None) -> Any:
     """Exactly ``2**exponent`` (negated if ``sign`` is the sign bit) for integer
     ``exponent`` in the normal range."""
     bits = ((exponent + fmt.exponent_bias) << (fmt.mantissa_bits - 1)).astype(
@@ -233,7 +336,7 @@ def power_of_two(
     )
     if sign is not None:
         bits = bits | sign
-    return lax.bitcast_convert_type(bits, fmt.dtype)
+    return fmt.ops.bitcast(bits, fmt.dtype)
 
 
 def steps_double_word(hi: jax.Array, lo: jax.Array, fmt: Format) -> DW:
@@ -241,10 +344,11 @@ def steps_double_word(hi: jax.Array, lo: jax.Array, fmt: Format) -> DW:
     in the compute dtype, summed exactly below 2**48 and to ~u**2 above."""
     dtype = fmt.dtype
     limbs = ((hi >> 16, 48), (hi & 0xFFFF, 32), (lo >> 16, 16), (lo & 0xFFFF, 0))
-    total: DW = (jnp.zeros((), dtype), jnp.zeros((), dtype))
+    zeros = fmt.ops.zeros
+    total: DW = (zeros(dtype), zeros(dtype))
     for limb, shift in limbs:
         term = limb.astype(dtype) * dtype.type(2.0**shift)  # exact
-        total = dw_add(total, (term, jnp.zeros((), dtype)))
+        total = dw_add(total, (term, zeros(dtype)))
     return total
 
 
@@ -262,22 +366,27 @@ def opaque_scalars(
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """The inputs as scalars of their types, opaque to XLA's rewrites of constant
     arithmetic (which would break the exact steps when some are constants)."""
-    scale = jnp.asarray(scale).astype(fmt.dtype)
-    rate = jnp.asarray(rate).astype(fmt.dtype)
-    hi = jnp.asarray(steps[0]).astype(jnp.int32)
-    lo = jnp.asarray(steps[1]).astype(jnp.uint32)
+    ops = fmt.ops
+    scale = ops.asarray(scale).astype(fmt.dtype)
+    rate = ops.asarray(rate).astype(fmt.dtype)
+    hi = ops.asarray(steps[0]).astype(np.int32)
+    lo = ops.asarray(steps[1]).astype(np.uint32)
     if scale.ndim or rate.ndim or hi.ndim or lo.ndim:
         raise ValueError("scale, rate and steps must be scalars (use vmap)")
-    opaque: tuple[jax.Array, jax.Array, jax.Array, jax.Array] = (
-        lax.optimization_barrier((scale, rate, hi, lo))  # type: ignore[no-untyped-call]
+    opaque: tuple[jax.Array, jax.Array, jax.Array, jax.Array] = ops.barrier(
+        (scale, rate, hi, lo)
     )
     return opaque
 
 
-def binade(x: jax.Array, fmt: Format) -> jax.Array:
+def binade(x: Any, fmt: Format) -> Any:
     """``E`` with ``2**E <= |x| < 2**(E + 1)`` for a finite ``x`` (0 for 0),
     clipped to the normal range."""
-    bits = lax.bitcast_convert_type(jnp.abs(x), fmt.int_dtype)
+    ops = fmt.ops
+    bits = ops.bitcast(ops.abs(x), fmt.int_dtype)
     one_bits = fmt.int_dtype.type(fmt.exponent_bias << (fmt.mantissa_bits - 1))
-    exponent, _ = unpack(jnp.where(x != 0, bits, one_bits), fmt)
-    return jnp.clip(exponent, 1 - fmt.exponent_bias, fmt.exponent_bias)
+    exponent, _ = unpack(ops.where(x != 0, bits, one_bits), fmt)
+    low, high = (
+        fmt.int_dtype.type(x) for x in (1 - fmt.exponent_bias, fmt.exponent_bias)
+    )
+    return ops.clip(exponent, low, high)

@@ -47,12 +47,13 @@ from jaxdecay._dw import (
     DW,
     Format,
     dw_add,
-    dw_div,
     dw_mul,
+    flush,
     format_for,
     opaque_scalars,
     power_of_two,
     round_bits,
+    scaled_div,
     split,
     steps_double_word,
     two_prod,
@@ -228,18 +229,18 @@ def _tables(fmt: Format) -> _Tables:
 
 def _log2_rate_64(rate_bits: jax.Array, zero: jax.Array, fmt: Format) -> DW:
     """``64 * log2(rate)`` as a double word, to ~2**-2p relative."""
-    dtype, int_dtype, tables = fmt.dtype, fmt.int_dtype, _tables(fmt)
+    dtype, int_dtype, tables, ops = fmt.dtype, fmt.int_dtype, _tables(fmt), fmt.ops
     exponent, m = unpack(rate_bits, fmt)
     halve = m >= _LOG_SPLIT
-    m = jnp.where(halve, m * dtype.type(0.5), m)  # exact
-    exponent = jnp.where(halve, exponent + 1, exponent)
+    m = ops.where(halve, m * dtype.type(0.5), m)  # exact
+    exponent = ops.where(halve, exponent + 1, exponent)
     # m in [0.70703125, 1.4140625): |log2(m)| < 1/2, so when e != 0 the sum
     # e + log2(m) does not cancel.  m - 1 and (m - 1) * 128 are exact.
-    j = lax.round((m - 1) * dtype.type(_LOG_STEPS), lax.RoundingMethod.TO_NEAREST_EVEN)
-    index = (j.astype(int_dtype) - _LOG_J_MIN).astype(jnp.uint32)
+    j = ops.rint((m - 1) * dtype.type(_LOG_STEPS))
+    index = (j.astype(int_dtype) - _LOG_J_MIN).astype(np.uint32)
 
     def load(table: np.ndarray) -> jax.Array:
-        return jnp.asarray(table).at[index].get(mode="promise_in_bounds")
+        return ops.take(table, index)  # type: ignore[no-any-return]
 
     inv = load(tables.log_inv)
     # r = m * inv - 1 exactly: the products of the halves of m with the 12-bit
@@ -259,7 +260,7 @@ def _log2_rate_64(rate_bits: jax.Array, zero: jax.Array, fmt: Format) -> DW:
     scaled = dw_mul(log_1p, constant(tables.inv_ln2_64), zero, fmt)
     # 64 * (e - log2(inv_j)): 64 * e is exact; the table is double-word.
     base = dw_add(
-        ((exponent * _TABLE_SIZE).astype(dtype), jnp.zeros((), dtype)),
+        ((exponent * _TABLE_SIZE).astype(dtype), ops.zeros(dtype)),
         (load(tables.log_hi), load(tables.log_lo)),
     )
     return dw_add(base, scaled)
@@ -275,10 +276,10 @@ def _pieces(d: DW, fmt: Format) -> tuple[jax.Array, jax.Array]:
     rest = two_sum(rest[0] - d1, rest[1])
     d2 = round_bits(rest[0], fmt)
     d3 = (rest[0] - d2) + rest[1]
-    return jnp.stack([d0, d1, d2]), d3
+    return fmt.ops.stack([d0, d1, d2]), d3
 
 
-def _saturation(d_hi: jax.Array, scale_exponent: jax.Array, fmt: Format) -> jax.Array:
+def _saturation(d_hi: Any, scale_exponent: Any, fmt: Format) -> Any:
     """``n_limit``, never below the first ``n`` with a result below half the least
     subnormal (``d < 0``) or above the largest float (``d > 0``).
 
@@ -286,21 +287,24 @@ def _saturation(d_hi: jax.Array, scale_exponent: jax.Array, fmt: Format) -> jax.
     errors of ``d_hi`` and of this formula, and keeps ``n_limit * |D|`` small
     enough for the integer parts of the reduction to stay exact.
     """
-    room = jnp.where(
+    ops = fmt.ops
+    room = ops.where(
         d_hi < 0,
         scale_exponent + (1 - fmt.underflow_exponent),
         fmt.overflow_exponent - scale_exponent,
     )
-    bound = (room * _TABLE_SIZE).astype(fmt.dtype) / jnp.abs(d_hi)
+    bound = (room * _TABLE_SIZE).astype(fmt.dtype) / ops.abs(d_hi)
     bound = bound * fmt.dtype.type(1 + 2.0**-18)
     top = fmt.dtype.type(2.0 ** (8 * fmt.int_dtype.itemsize - 2))  # 2**30 or 2**62
     finite = bound < top
-    limit = jnp.ceil(jnp.where(finite, bound, fmt.dtype.type(0))).astype(fmt.unsigned)
+    limit = ops.ceil(ops.where(finite, bound, fmt.dtype.type(0))).astype(fmt.unsigned)
     everything = fmt.unsigned.type(np.iinfo(fmt.unsigned).max)
-    return jnp.where(finite, limit + fmt.unsigned.type(2), everything)
+    return ops.where(finite, limit + fmt.unsigned.type(2), everything)
 
 
-def prepare(scale: Any, rate: Any, steps: tuple[Any, Any], dtype: Any) -> Constants:
+def prepare(
+    scale: Any, rate: Any, steps: tuple[Any, Any], dtype: Any, *, host: bool = False
+) -> Constants:
     """Computes the constants of ``scale * rate ** (n / steps)``, in the program.
 
     Pure ``jnp``/``lax`` in the compute dtype only (no float64 or int64 in a
@@ -312,6 +316,8 @@ def prepare(scale: Any, rate: Any, steps: tuple[Any, Any], dtype: Any) -> Consta
         steps: ``(hi, lo)``, the int32 and uint32 words of an integer in
             ``[1, 2**63 - 1]``.  For a staircase pass 1 and count stairs in ``n``.
         dtype: The compute dtype, float32 or float64 (which needs x64).
+        host: compute with NumPy, for known scalars: the same operations, the
+            same bits, no program.
 
     Returns:
         The :class:`Constants`.  A rate of 0 or inf, or an infinite scale, give
@@ -319,13 +325,16 @@ def prepare(scale: Any, rate: Any, steps: tuple[Any, Any], dtype: Any) -> Consta
         rate, steps < 1) make every result NaN: traced values cannot raise.
     """
     fmt = format_for(dtype)
+    if host:
+        fmt = fmt.on_host()
+    ops = fmt.ops
     scale, rate, hi, lo = opaque_scalars(scale, rate, steps, fmt)
     sign_bit = np.iinfo(fmt.int_dtype).min
-    rate_bits = lax.bitcast_convert_type(rate, fmt.int_dtype)
-    scale_bits = lax.bitcast_convert_type(scale, fmt.int_dtype)
+    rate_bits = ops.bitcast(rate, fmt.int_dtype)
+    scale_bits = ops.bitcast(scale, fmt.int_dtype)
     magnitude_bits = scale_bits & ~sign_bit
     # +0.0 for valid inputs, from every input: opaque to the compiler.
-    zero = lax.bitcast_convert_type(
+    zero = ops.bitcast(
         (
             rate_bits
             | magnitude_bits
@@ -335,10 +344,15 @@ def prepare(scale: Any, rate: Any, steps: tuple[Any, Any], dtype: Any) -> Consta
         & sign_bit,
         fmt.dtype,
     )
-    d = dw_div(
+    # D * 2**e, e the binade of the steps, split into pieces, then scaled back:
+    # exact, and no intermediate is subnormal (see `scaled_div`).
+    d, e = scaled_div(
         _log2_rate_64(rate_bits, zero, fmt), steps_double_word(hi, lo, fmt), zero, fmt
     )
     pieces, tail = _pieces(d, fmt)
+    unit = power_of_two(-e, fmt)
+    pieces, tail = flush(pieces * unit, fmt), flush(tail * unit, fmt)
+    d_hi = d[0] * unit
     # |scale| = s * 2**E; the table s * 2**(j/64) = (s * hi_j exactly) + s * lo_j.
     tables = _tables(fmt)
     scale_exponent, significand = unpack(magnitude_bits, fmt)
@@ -351,7 +365,7 @@ def prepare(scale: Any, rate: Any, steps: tuple[Any, Any], dtype: Any) -> Consta
         table_lo=table_lo,
         scale_exponent=scale_exponent,
         sign=scale_bits & sign_bit,
-        n_limit=_saturation(d[0], scale_exponent, fmt),
+        n_limit=_saturation(d_hi, scale_exponent, fmt),
     )
     valid_steps = (hi > 0) | ((hi == 0) & (lo > 0))
     return _special_cases(constants, rate_bits, magnitude_bits, valid_steps, fmt)
@@ -367,6 +381,7 @@ def _special_cases(
     """The constants where the rate is 0 or inf, the scale 0 or inf, or the input
     invalid (NaN everywhere).  By bits, so that subnormals are not taken for 0."""
     float_dtype, int_dtype, unsigned = fmt.dtype, fmt.int_dtype, fmt.unsigned
+    where, stack = fmt.ops.where, fmt.ops.stack
     infinity_bits = int(np.asarray(np.inf, float_dtype).view(int_dtype))
     valid = (
         (rate_bits >= 0)
@@ -379,30 +394,30 @@ def _special_cases(
     # n >= 1 underflow or overflow.  An infinite scale: a unit significand at
     # the largest exponent overflows for every n (clamped to 0).
     extreme_rate = (rate_bits == 0) | (rate_bits == infinity_bits)
-    huge = jnp.where(
+    huge = where(
         rate_bits == 0, float_dtype.type(-(2.0**20)), float_dtype.type(2.0**20)
     )
-    pieces = jnp.where(extreme_rate, jnp.stack([huge, huge * 0, huge * 0]), pieces)
-    tail = jnp.where(extreme_rate, float_dtype.type(0), tail)
-    n_limit = jnp.where(extreme_rate, unsigned.type(1), n_limit)
+    pieces = where(extreme_rate, stack([huge, huge * 0, huge * 0]), pieces)
+    tail = where(extreme_rate, float_dtype.type(0), tail)
+    n_limit = where(extreme_rate, unsigned.type(1), n_limit)
     scale_is_inf = magnitude_bits == infinity_bits
-    table_hi = jnp.where(scale_is_inf, float_dtype.type(1), table_hi)
-    table_lo = jnp.where(scale_is_inf, float_dtype.type(0), table_lo)
+    table_hi = where(scale_is_inf, float_dtype.type(1), table_hi)
+    table_lo = where(scale_is_inf, float_dtype.type(0), table_lo)
     largest = int_dtype.type(2 * fmt.exponent_bias)
-    scale_exponent = jnp.where(scale_is_inf, largest, scale_exponent)
-    n_limit = jnp.where(scale_is_inf, unsigned.type(0), n_limit)
+    scale_exponent = where(scale_is_inf, largest, scale_exponent)
+    n_limit = where(scale_is_inf, unsigned.type(0), n_limit)
 
     scale_is_zero = magnitude_bits == 0
     nan, zero = float_dtype.type(np.nan), float_dtype.type(0)
     live = valid & ~scale_is_zero
     return Constants(
-        pieces=jnp.where(valid, pieces, zero),
-        tail=jnp.where(valid, tail, zero),
-        table_hi=jnp.where(valid, jnp.where(scale_is_zero, zero, table_hi), nan),
-        table_lo=jnp.where(valid, jnp.where(scale_is_zero, zero, table_lo), nan),
-        scale_exponent=jnp.where(live, scale_exponent, int_dtype.type(0)),
+        pieces=where(valid, pieces, zero),
+        tail=where(valid, tail, zero),
+        table_hi=where(valid, where(scale_is_zero, zero, table_hi), nan),
+        table_lo=where(valid, where(scale_is_zero, zero, table_lo), nan),
+        scale_exponent=where(live, scale_exponent, int_dtype.type(0)),
         sign=sign,
-        n_limit=jnp.where(live, n_limit, unsigned.type(0)),
+        n_limit=where(live, n_limit, unsigned.type(0)),
     )
 
 

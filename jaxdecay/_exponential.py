@@ -36,18 +36,27 @@ class _Constants(NamedTuple):
     divisor: _divide.Divisor | None
 
 
-def _prepare(numbers: Mapping[str, Any], *, staircase: bool) -> _Constants:
+def _prepare(
+    numbers: Mapping[str, Any], *, staircase: bool, host: bool = False
+) -> _Constants:
     initial = numbers["initial_learning_rate"]
     steps = ONE if staircase else numbers["decay_steps"]
-    # The kernel works on bits: the derivatives come from `_exact.power`.
-    power = _exact.prepare(initial, numbers["decay_rate"], steps, initial.dtype)
+    power = _exact.prepare(
+        initial, numbers["decay_rate"], steps, initial.dtype, host=host
+    )
     divisor = None
     if staircase:
         hi, lo = numbers["decay_steps"]
-        # At least 1, as for a traced value that validation could not see.
-        lo = jnp.where((hi == 0) & (lo == 0), jnp.uint32(1), lo)
-        divisor = _divide.prepare_divisor(hi, lo, unsigned_dtype(initial.dtype))
-    return lax.stop_gradient(_Constants(power, divisor))
+        unsigned = unsigned_dtype(initial.dtype)
+        if host:
+            divisor = _divide.prepare_divisor_host(hi, lo, unsigned)
+        else:
+            # At least 1, as for a traced value that validation could not see.
+            lo = jnp.where((hi == 0) & (lo == 0), jnp.uint32(1), lo)
+            divisor = _divide.prepare_divisor(hi, lo, unsigned)
+    constants = _Constants(power, divisor)
+    # The kernel works on bits: the derivatives come from `_exact.power`.
+    return constants if host else lax.stop_gradient(constants)
 
 
 def _evaluate(
@@ -145,6 +154,7 @@ def _far(
         peak="initial_learning_rate",
         pieces=(_warmup.WARMUP,),
         optax=(_OPTAX, _WARMUP),
+        rate="decay_rate",
     )
 )
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -327,9 +337,8 @@ exponential_decay = _config.builder(
 
     The float hyperparameters are taken in the compute dtype (float32, or float64
     under x64), as the schedule's program receives them on every path; the result
-    is within 1 ulp of the exact schedule of those values. It has the dtype of
-    `initial_learning_rate` when that is a NumPy or JAX float (float16 and bfloat16
-    are computed in float32 and rounded once), and JAX's default float otherwise.
+    is within 1 ulp of the exact schedule of those values, in the compute dtype,
+    whatever the type of the numbers given (Python, NumPy or JAX, 16-bit included).
 
     Args:
       initial_learning_rate: the learning rate at steps up to `transition_begin`.

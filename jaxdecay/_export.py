@@ -1,10 +1,10 @@
 """The schedule classes as arguments of programs serialized with `jax.export`.
 
 An exported program records its arguments' pytree structure, and with it a config's
-static fields, its result dtype and the pieces it uses, written as JSON. Reading
-them back parses JSON and checks each value with the field's own validator; nothing
-in the data is imported, evaluated or unpickled. The numbers are the program's
-array arguments, not stored.
+static fields and the pieces it uses, written as JSON. Reading them back parses
+JSON and checks each value with the field's own validator; nothing in the data is
+imported, evaluated or unpickled. The numbers and their prepared constants are the
+program's array arguments, not stored.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import export
 
-from jaxdecay._config import Config
+from jaxdecay._config import Config, Labels
 from jaxdecay._fields import role
 from jaxdecay._registry import FAMILIES
 from jaxdecay._steps import Words
@@ -29,13 +29,12 @@ _DTYPE, _PIECES = "dtype", "pieces"
 
 
 def _keys(cls: type[Config]) -> tuple[str, ...]:
-    return (*cls.spec.static, _DTYPE, _PIECES)
+    return (*cls.spec.structure, *cls.spec.labels, _PIECES)
 
 
 def _serialize_aux(cls: type[Config], aux: tuple[Any, ...]) -> bytes:
-    *static, dtype, pieces = aux
-    dtype_name = None if dtype is None else np.dtype(dtype).name
-    values = (*static, dtype_name, list(pieces))
+    *structure, pieces, labels = aux
+    values = (*structure, *labels.values, list(pieces))
     return json.dumps(dict(zip(_keys(cls), values, strict=True))).encode("utf-8")
 
 
@@ -48,19 +47,25 @@ def _deserialize_aux(cls: type[Config], data: bytes) -> tuple[Any, ...]:
         )
     fields = json.loads(bytes(data).decode("utf-8"))
     # Programs exported before the pieces were structure have no "pieces": every
-    # piece of the family, which gives the same bits for any config.
+    # piece of the family, which gives the same bits for any config. Those
+    # exported when the result dtype was structure name it: it is checked, and the
+    # program computes in it as it was compiled.
     keys = _keys(cls)
     if isinstance(fields, dict) and _PIECES not in fields:
         fields[_PIECES] = [piece.name for piece in cls.family.pieces]
+    if isinstance(fields, dict) and _DTYPE in fields:
+        dtype_name = fields.pop(_DTYPE)
+        if dtype_name is not None:
+            _float_dtype(dtype_name)
     if not isinstance(fields, dict) or sorted(fields) != sorted(keys):
         raise ValueError(
             f"the serialized {name} fields must be a JSON object with the keys "
             f"{list(keys)}, got {bytes(data)[:200]!r}"
         )
-    static = [role(cls.spec.field(n)).check(n, fields[n]) for n in cls.spec.static]
-    dtype_name = fields[_DTYPE]
-    dtype = None if dtype_name is None else _float_dtype(dtype_name)
-    return (*static, dtype, _pieces(cls, fields[_PIECES]))
+    spec = cls.spec
+    structure = [role(spec.field(n)).check(n, fields[n]) for n in spec.structure]
+    labels = tuple(role(spec.field(n)).check(n, fields[n]) for n in spec.labels)
+    return (*structure, _pieces(cls, fields[_PIECES]), Labels(labels))
 
 
 def _pieces(cls: type[Config], names: Any) -> tuple[str, ...]:

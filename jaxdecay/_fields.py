@@ -109,6 +109,11 @@ class Spec:
         return tuple(item.name for item in self.fields if not role(item).leaf)
 
     @functools.cached_property
+    def labels(self) -> tuple[str, ...]:
+        """The static fields that do not change the math (the name)."""
+        return tuple(n for n in self.static if role(self.field(n)).label)
+
+    @functools.cached_property
     def structure(self) -> tuple[str, ...]:
         """The static fields that change the math (`staircase`, not `name`)."""
         return tuple(n for n in self.static if not role(self.field(n)).label)

@@ -1,4 +1,4 @@
-"""The shared programs: one `prepare` and one `evaluate` per plan, for every config.
+"""The shared program: one `evaluate` per plan, for every config.
 
 A family (and each piece around it, such as the warmup) supplies a `Kernel`: a
 `prepare` that turns its numbers into the constants of its exact kernel, and an
@@ -6,12 +6,15 @@ A family (and each piece around it, such as the warmup) supplies a `Kernel`: a
 here once:
 
 - `pack` makes two arrays of a config's numbers (floats in the compute dtype, the
-  integers' 32-bit words), so that a config is data to programs every config shares;
+  integers' 32-bit words), so that a config is data to a program every config shares;
+- known numbers are prepared on the host by NumPy, with the operations (and so the
+  bits) of the prepare program, which prepares traced numbers: a new config
+  compiles nothing, and a program that takes a config compiles `evaluate` alone;
 - the programs are cached per `Plan` (the family, the pieces a config uses, its
-  static fields) and result dtype, never per config: a new config compiles nothing;
-- `Schedule` is the `step -> lr` callable: at its first call it prepares the
-  numbers (in one dispatch with the first evaluation), then keeps them;
-- every path (eager, jit, a jit argument, vmap, optax) runs the same two programs on
+  static fields), never per config;
+- `Program` is the `step -> lr` callable: it keeps a config's numbers and
+  constants on the device, so that a call is one dispatch;
+- every path (eager, jit, a jit argument, vmap, optax) runs the same `evaluate` on
   the same data, so a config gives the same bits however it is called.
 """
 
@@ -113,22 +116,9 @@ def pack(plan: Plan, numbers: Numbers) -> tuple[Any, Any]:
     )
 
 
-def result_dtype(initial_learning_rate: Any) -> np.dtype[Any] | None:
-    """The dtype of the learning rate: that of a NumPy or JAX float given as the
-    initial learning rate, or None for JAX's default float as it stands when the
-    schedule is called (float32, or float64 under x64)."""
-    dtype = getattr(initial_learning_rate, "dtype", None)
-    if dtype is not None and jnp.issubdtype(dtype, jnp.floating):
-        return np.dtype(jax.dtypes.canonicalize_dtype(dtype))
-    return None
-
-
 def compute_dtype() -> np.dtype[Any]:
-    """float32, or float64 under x64; every result dtype is rounded once from it.
-
-    Under x64 steps are int64, which float32 arithmetic does not cover exactly, so a
-    float32 (or 16-bit) learning rate is computed in float64 and rounded once.
-    """
+    """float32, or float64 under x64: the dtype of the numbers and of the result
+    (under x64 steps are int64, which float32 arithmetic does not cover exactly)."""
     return _FLOAT64 if _x64() else _FLOAT32
 
 
@@ -145,94 +135,91 @@ _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 class Program:
-    """A config's schedule: its numbers, and the shared programs that evaluate them.
+    """A config's schedule: its numbers, and the shared program that evaluates them.
 
-    The prepared numbers are kept after the first call (per x64 mode), so that a
-    later call is one dispatch of `evaluate`.
+    The constants of the config's kernels (its prepared numbers) are made once: on
+    the host for known numbers (no program to compile), in the caller's program
+    for traced ones, or handed in with the config's pytree leaves. A later call is
+    one dispatch of `evaluate`.
     """
 
-    __slots__ = ("__weakref__", "_arguments", "_dtype", "_evaluate", "_known", "_plan")
+    __slots__ = ("__weakref__", "_arguments", "_evaluate", "_given", "_known", "_plan")
 
     def __init__(
-        self, plan: Plan, arguments: dict[str, Any], dtype: np.dtype[Any] | None
+        self,
+        plan: Plan,
+        arguments: dict[str, Any],
+        prepared: tuple[Any, ...] | None = None,
     ):
         self._plan = plan
         self._arguments = arguments
-        self._dtype = dtype
-        self._evaluate = _evaluate_program(plan, dtype)
-        # For known numbers: (x64, *prepared), made at the first call per x64 mode.
+        self._evaluate = _evaluate_program(plan)
+        # Constants handed in with the pytree's leaves (None: none).
+        self._given = prepared
+        # For known numbers: (x64, floats, words, *constants), once made.
         self._known: tuple[Any, ...] | None = None
 
     def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
         known = self._known
         x64 = jax.config.jax_enable_x64  # type: ignore[attr-defined]
         if known is not None and known[0] == x64:  # one dispatch, the common case
+            if isinstance(known[1], np.ndarray):  # a second call: kept on the device
+                with jax.ensure_compile_time_eval():  # not a constant of a trace
+                    known = self._known = (x64, *jax.device_put(known[1:]))
             return self._evaluate(*known[1:], step)
-        return self._first_call(step)
+        return self._evaluate(*self._data(), step)
 
-    def _first_call(self, step: jax.typing.ArrayLike) -> jax.Array:
-        plan = self._plan
-        floats, ints = pack(plan, self._arguments)
-        if is_traced(floats) or is_traced(ints):  # prepared in the caller's trace
-            return self._evaluate(*_prepare_program(plan)(floats, ints), step)
-        if not is_traced(step) and np.ndim(step) == 0:
-            # Both programs in one dispatch, for the step types a training loop or a
-            # logger passes; the prepared numbers are kept. (An array of steps
-            # compiles `evaluate` alone for its shape, not `prepare` again.)
-            value, prepared = _first_program(plan, self._dtype)(floats, ints, step)
-            if not is_traced(value):
-                self._known = (_x64(), *prepared)
-                return value
-        # An array of steps, or known numbers in a caller's trace: prepared now,
-        # outside any trace (a caller's program gets them as constants, and
-        # compiles only `evaluate`).
+    def prepared(self) -> tuple[Any, ...]:
+        """The constants of the config's kernels, two arrays per part (the
+        leaves that a config's pytree adds to its numbers)."""
+        known, given = self._known, self._given
+        if given is not None:  # as they came: arrays, or a pytree's placeholders
+            return given
+        if known is not None and known[0] == _x64():
+            return known[3:]
+        return self._data()[2:]
+
+    def _data(self) -> tuple[Any, ...]:
+        """The numbers (`pack`'s two arrays) and the constants, kept when known:
+        as made (NumPy arrays from the host) after the first call, and on the
+        device from the second, so that a later call transfers nothing."""
+        floats, words = pack(self._plan, self._arguments)
+        data = (floats, words, *self._constants(floats, words))
+        if not any(is_traced(x) for x in data):
+            self._known = (_x64(), *data)
+        return data
+
+    def _constants(self, floats: Any, words: Any) -> tuple[Any, ...]:
+        given = self._given
+        # As handed in, if made for this x64 mode (its float constants tell).
+        if given is not None and _arrays(given) and given[0].dtype == compute_dtype():
+            return given
+        if isinstance(floats, np.ndarray) and floats.ndim == 1:
+            return _prepare_host(self._plan, floats, words)
+        if is_traced(floats) or is_traced(words):  # prepared in the caller's trace
+            return _prepare_program(self._plan)(floats, words)
+        # A batch of known numbers (arrays): prepared now, outside any trace.
         with jax.ensure_compile_time_eval():
-            prepared = _prepare_program(plan)(floats, ints)
-        self._known = (_x64(), *prepared)
-        return self._evaluate(*prepared, step)
+            return _prepare_program(self._plan)(floats, words)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={preview(v)}" for k, v in self._arguments.items())
         return f"{self._plan.builder}({shown})"
 
 
+def _arrays(values: tuple[Any, ...]) -> bool:
+    """Whether pytree leaves are arrays (or tracers), not placeholders."""
+    return all(hasattr(x, "dtype") and hasattr(x, "shape") for x in values)
+
+
 # ---------------------------------------------------------------------------
-# The programs: `prepare` turns a config's numbers into the constants of each
-# part's kernel, `evaluate` computes the learning rate from them. One of each per
-# plan and result dtype (compiled per step shape and dtype), whatever the numbers;
-# every path calls both, so every path gives the same bits.
-#
-# The prepared data is two arrays per part (each argument costs a dispatch): its
-# floats (its numbers, then its constants) in the compute dtype, and its integers
-# (the words of its numbers, then its integer constants) in the signed integer
-# type of that width. Where each constant lies is read from its shape, once.
+# Preparing: each part's kernel turns its numbers into its constants, once per
+# config. Known numbers are prepared on the host, by NumPy, with the operations
+# (and so the bits) of the prepare program, which prepares traced numbers and
+# batches. Either way the constants are two arrays per part: its float constants
+# in the compute dtype, and its integer constants in the signed integer type of
+# that width. Where each constant lies is read from its shape, once.
 # ---------------------------------------------------------------------------
-
-
-@functools.cache
-def _prepare_program(plan: Plan) -> Callable[[Any, Any], tuple[jax.Array, ...]]:
-    return jax.jit(functools.partial(_prepare, plan=plan))
-
-
-@functools.cache
-def _evaluate_program(
-    plan: Plan, dtype: np.dtype[Any] | None
-) -> Callable[..., jax.Array]:
-    return jax.jit(functools.partial(_evaluate, plan=plan, dtype=dtype))
-
-
-@functools.cache
-def _first_program(
-    plan: Plan, dtype: np.dtype[Any] | None
-) -> Callable[..., tuple[jax.Array, tuple[jax.Array, ...]]]:
-    """`prepare` then `evaluate`, as a jit argument's path runs them, for the first
-    eager call of a config: one dispatch instead of two."""
-
-    def first(floats: Any, ints: Any, step: Any) -> Any:
-        prepared = _prepare(floats, ints, plan=plan)
-        return _evaluate(*prepared, step, plan=plan, dtype=dtype), prepared
-
-    return jax.jit(first)
 
 
 def _int_dtype(compute: Any) -> np.dtype[Any]:
@@ -240,57 +227,83 @@ def _int_dtype(compute: Any) -> np.dtype[Any]:
     return np.dtype(f"int{8 * np.dtype(compute).itemsize}")
 
 
-def _prepare(floats: Any, ints: Any, *, plan: Plan) -> tuple[jax.Array, ...]:
-    """The prepared arrays from `pack`'s (a batch of configs before the last axis)."""
-    floats, ints = jnp.asarray(floats), jnp.asarray(ints)
+def _parts(
+    plan: Plan, floats: Any, words: Any
+) -> list[tuple[int, Part, dict[str, Any]]]:
+    """Each part, with its numbers by name from its slices of the packed arrays."""
+    parts = []
+    start_float = start_word = 0
+    for index, part in enumerate(plan.parts):
+        part_floats = floats[start_float : start_float + len(part.floats)]
+        part_words = words[start_word : start_word + 2 * len(part.integers)]
+        start_float += len(part.floats)
+        start_word += 2 * len(part.integers)
+        parts.append((index, part, _numbers(part, part_floats, part_words)))
+    return parts
+
+
+def _numbers(part: Part, floats: Any, words: Any) -> dict[str, Any]:
+    """A part's numbers by name from its slices of the arrays: the integers as
+    `Words` (the high word signed, the low word unsigned)."""
+    numbers: dict[str, Any] = {name: floats[k] for k, name in enumerate(part.floats)}
+    for k, name in enumerate(part.integers):
+        hi, lo = words[2 * k], words[2 * k + 1]
+        numbers[name] = Words(hi.astype(np.int32), lo.astype(np.uint32))
+    return numbers
+
+
+def _prepare_host(plan: Plan, floats: Any, words: Any) -> tuple[np.ndarray, ...]:
+    """The constants of one config's known numbers (NumPy arrays from `pack`), on
+    the host: the prepare program's operations, with NumPy."""
+    prepared: list[np.ndarray] = []
+    peak = None
+    # NumPy warns where IEEE arithmetic gives inf or NaN and integers wrap; XLA
+    # does neither, and the kernels rely on both.
+    with np.errstate(all="ignore"):
+        for index, part, numbers in _parts(plan, floats, words):
+            if index == 0:
+                constants = part.kernel.prepare(numbers, **dict(plan.static), host=True)
+                peak = numbers[plan.peak]
+            else:
+                constants = part.kernel.prepare(numbers, peak=peak, host=True)
+            layout = _record_layout(plan, index, floats.dtype, constants)
+            prepared += layout.split(constants, floats.dtype, np)
+    return tuple(prepared)
+
+
+@functools.cache
+def _prepare_program(plan: Plan) -> Callable[[Any, Any], tuple[jax.Array, ...]]:
+    return jax.jit(functools.partial(_prepare, plan=plan))
+
+
+def _prepare(floats: Any, words: Any, *, plan: Plan) -> tuple[jax.Array, ...]:
+    """The constants from `pack`'s arrays (a batch of configs before the last
+    axis), in a program."""
+    floats, words = jnp.asarray(floats), jnp.asarray(words)
     batch = floats.shape[:-1]
     if batch:
         one = functools.partial(_prepare_one, plan=plan)
         rows = jax.vmap(one)(
-            floats.reshape(-1, floats.shape[-1]), ints.reshape(-1, ints.shape[-1])
+            floats.reshape(-1, floats.shape[-1]), words.reshape(-1, words.shape[-1])
         )
         return tuple(x.reshape(*batch, x.shape[-1]) for x in rows)
-    return _prepare_one(floats, ints, plan=plan)
+    return _prepare_one(floats, words, plan=plan)
 
 
 def _prepare_one(
-    floats: jax.Array, ints: jax.Array, *, plan: Plan
+    floats: jax.Array, words: jax.Array, *, plan: Plan
 ) -> tuple[jax.Array, ...]:
-    int_dtype = _int_dtype(floats.dtype)
     prepared: list[jax.Array] = []
-    start_float = start_word = 0
     peak = None
-    for index, part in enumerate(plan.parts):
-        part_floats = floats[start_float : start_float + len(part.floats)]
-        part_words = ints[start_word : start_word + 2 * len(part.integers)]
-        start_float += len(part.floats)
-        start_word += 2 * len(part.integers)
-        numbers = _numbers(part, part_floats, part_words)
+    for index, part, numbers in _parts(plan, floats, words):
         if index == 0:
             constants = part.kernel.prepare(numbers, **dict(plan.static))
             peak = numbers[plan.peak]
         else:
             constants = part.kernel.prepare(numbers, peak=peak)
         layout = _record_layout(plan, index, floats.dtype, constants)
-        float_leaves, int_leaves = layout.split(constants, int_dtype)
-        # The words as one array op: one op per word made XLA split the stack.
-        prepared += [
-            jnp.concatenate([part_floats, *float_leaves]),
-            jnp.concatenate([_steps.as_int(part_words, int_dtype), *int_leaves]),
-        ]
+        prepared += layout.split(constants, floats.dtype, jnp)
     return tuple(prepared)
-
-
-def _numbers(part: Part, floats: jax.Array, words: jax.Array) -> dict[str, Any]:
-    """A part's numbers by name from its slices of the arrays: the integers as
-    `Words` (the high word signed, the low word unsigned)."""
-    numbers: dict[str, Any] = {name: floats[k] for k, name in enumerate(part.floats)}
-    for k, name in enumerate(part.integers):
-        hi, lo = words[2 * k], words[2 * k + 1]
-        numbers[name] = Words(
-            hi.astype(jnp.int32), _steps.as_int(lo, np.dtype(np.uint32))
-        )
-    return numbers
 
 
 class _Layout(NamedTuple):
@@ -305,30 +318,29 @@ class _Layout(NamedTuple):
         kind = [i for i, leaf in enumerate(self.leaves) if leaf[0] == floating]
         return sorted(kind, key=lambda i: bool(self.leaves[i][1]))
 
-    def split(
-        self, constants: Any, int_dtype: np.dtype[Any]
-    ) -> tuple[list[jax.Array], list[jax.Array]]:
-        """The constants as the pieces of the float and the integer array."""
-        leaves = [jnp.asarray(leaf) for leaf in jax.tree.leaves(constants)]
-        kinds = []
+    def split(self, constants: Any, compute: Any, xp: Any) -> list[Any]:
+        """The constants as the part's two arrays (float, then integer), with
+        `xp` (NumPy or `jax.numpy`)."""
+        leaves = [xp.asarray(leaf) for leaf in jax.tree.leaves(constants)]
+        int_dtype = _int_dtype(compute)
+        arrays = []
         for floating in (True, False):
-            order = self.order(floating)
             cast = [
-                leaves[i] if floating else _steps.as_int(leaves[i], int_dtype)
-                for i in order
+                leaves[i] if floating else _as_int(leaves[i], int_dtype, xp)
+                for i in self.order(floating)
             ]
             scalars = [x for x in cast if x.ndim == 0]
-            pieces = [jnp.stack(scalars)] if scalars else []
-            kinds.append(pieces + [x.reshape(-1) for x in cast if x.ndim])
-        return kinds[0], kinds[1]
+            pieces = [xp.stack(scalars)] if scalars else []
+            pieces += [x.reshape(-1) for x in cast if x.ndim]
+            dtype = compute if floating else int_dtype
+            arrays.append(xp.concatenate(pieces) if pieces else xp.zeros((0,), dtype))
+        return arrays
 
-    def unpack(self, floats: jax.Array, ints: jax.Array, offsets: list[int]) -> Any:
-        """The constants from the part's arrays, after `offsets` (floats, ints)."""
+    def unpack(self, floats: jax.Array, ints: jax.Array) -> Any:
+        """The constants from the part's two arrays."""
         leaves: list[Any] = [None] * len(self.leaves)
-        for floating, array, offset in (
-            (True, floats, offsets[0]),
-            (False, ints, offsets[1]),
-        ):
+        for floating, array in ((True, floats), (False, ints)):
+            offset = 0
             for i in self.order(floating):
                 _, shape, dtype = self.leaves[i]
                 size = int(np.prod(shape))
@@ -340,12 +352,22 @@ class _Layout(NamedTuple):
         return jax.tree.unflatten(self.treedef, leaves)
 
 
+def _as_int(value: Any, dtype: np.dtype[Any], xp: Any) -> Any:
+    """An integer (or bool) array in `dtype`, exactly: bit-cast if of its width."""
+    if xp is jnp:
+        return _steps.as_int(value, dtype)
+    array = np.asarray(value)
+    if array.dtype.itemsize == dtype.itemsize:
+        return array.view(dtype)
+    return array.astype(dtype)
+
+
 _LAYOUTS: dict[tuple[Plan, int, np.dtype[Any]], _Layout] = {}
 
 
 def _record_layout(plan: Plan, index: int, compute: Any, constants: Any) -> _Layout:
     """The layout of a part's constants, as its `prepare` made them (the same for
-    every config of the plan)."""
+    every config of the plan, on the host or in a program)."""
     key = (plan, index, np.dtype(compute))
     if key not in _LAYOUTS:
         leaves, treedef = jax.tree.flatten(constants)
@@ -353,9 +375,9 @@ def _record_layout(plan: Plan, index: int, compute: Any, constants: Any) -> _Lay
             treedef,
             tuple(
                 (
-                    bool(jnp.issubdtype(leaf.dtype, jnp.floating)),
-                    tuple(leaf.shape),
-                    np.dtype(leaf.dtype),
+                    bool(jnp.issubdtype(np.result_type(leaf), jnp.floating)),
+                    tuple(np.shape(leaf)),
+                    np.dtype(np.result_type(leaf)),
                 )
                 for leaf in leaves
             ),
@@ -364,8 +386,8 @@ def _record_layout(plan: Plan, index: int, compute: Any, constants: Any) -> _Lay
 
 
 def _layout(plan: Plan, index: int, compute: Any) -> _Layout:
-    """The layout of a part's constants: recorded when its `prepare` was traced,
-    or found by tracing it abstractly."""
+    """The layout of a part's constants: recorded when its `prepare` ran, or found
+    by tracing it abstractly."""
     key = (plan, index, np.dtype(compute))
     if key not in _LAYOUTS:
         floats = sum(len(part.floats) for part in plan.parts)
@@ -378,9 +400,22 @@ def _layout(plan: Plan, index: int, compute: Any) -> _Layout:
     return _LAYOUTS[key]
 
 
-def _evaluate(*arguments: Any, plan: Plan, dtype: Any) -> jax.Array:
+# ---------------------------------------------------------------------------
+# Evaluating: one program per plan and result dtype (compiled per step shape and
+# dtype), whatever the numbers, from the config's numbers and constants. Every
+# path calls it, so every path gives the same bits.
+# ---------------------------------------------------------------------------
+
+
+@functools.cache
+def _evaluate_program(plan: Plan) -> Callable[..., jax.Array]:
+    return jax.jit(functools.partial(_evaluate, plan=plan))
+
+
+def _evaluate(*arguments: Any, plan: Plan) -> jax.Array:
     """The learning rate at the step (the last argument), elementwise, from the
-    prepared arrays: the one place it is computed.
+    numbers (`pack`'s two arrays) and the constants (two arrays per part): the one
+    place it is computed.
 
     A batch of configs broadcasts against the step, as NumPy arrays do; each
     element is the schedule of its own config (`jax.vmap` over a stack of configs
@@ -390,41 +425,42 @@ def _evaluate(*arguments: Any, plan: Plan, dtype: Any) -> jax.Array:
     # caller's program: opaque, XLA evaluates the same operations as for values
     # passed in, and gives the same bits.
     opaque: tuple[jax.Array, ...] = lax.optimization_barrier(  # type: ignore[no-untyped-call]
-        (*arguments[:-1], jnp.asarray(arguments[-1]))
+        (*(jnp.asarray(x) for x in arguments[:-1]), jnp.asarray(arguments[-1]))
     )
-    prepared, steps = opaque[:-1], opaque[-1]
-    batch = prepared[0].shape[:-1]
+    data, steps = opaque[:-1], opaque[-1]
+    batch = data[0].shape[:-1]
     if batch:
         shape = jnp.broadcast_shapes(steps.shape, batch)
         rows = [
             jnp.broadcast_to(x, (*shape, x.shape[-1])).reshape(-1, x.shape[-1])
-            for x in prepared
+            for x in data
         ]
         steps = jnp.broadcast_to(steps, shape).reshape(-1)
         one = functools.partial(_value, plan=plan)
         value = jax.vmap(one)(tuple(rows), steps).reshape(shape)
     else:
-        value = _value(prepared, steps, plan=plan)
-    return value.astype(dtype or compute_dtype())
+        value = _value(data, steps, plan=plan)
+    return value
 
 
-def _value(
-    prepared: tuple[jax.Array, ...], step: jax.Array, *, plan: Plan
-) -> jax.Array:
+def _value(data: tuple[jax.Array, ...], step: jax.Array, *, plan: Plan) -> jax.Array:
     """The schedule of one config in the compute dtype: the family, wrapped in the
     pieces the config uses (the first piece innermost)."""
-    compute = prepared[0].dtype
-    parts = []
-    for index, part in enumerate(plan.parts):
-        floats, ints = prepared[2 * index], prepared[2 * index + 1]
-        numbers = _numbers(part, floats, ints)
-        offsets = [len(part.floats), 2 * len(part.integers)]
-        constants = _layout(plan, index, compute).unpack(floats, ints, offsets)
-        parts.append((numbers, constants))
-    (numbers, constants), static = parts[0], dict(plan.static)
+    floats, words, *constants = data
+    compute = floats.dtype
+    parts = [
+        (
+            numbers,
+            _layout(plan, index, compute).unpack(*constants[2 * index : 2 * index + 2]),
+        )
+        for index, _, numbers in _parts(plan, floats, words)
+    ]
+    (numbers, family_constants), static = parts[0], dict(plan.static)
 
     def inner(position: Position) -> jax.Array:
-        return plan.family.kernel.evaluate(numbers, constants, position, **static)
+        return plan.family.kernel.evaluate(
+            numbers, family_constants, position, **static
+        )
 
     peak = numbers[plan.peak]
     for piece, (piece_numbers, piece_constants) in zip(

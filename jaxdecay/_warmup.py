@@ -29,11 +29,12 @@ from jaxdecay._config import Piece
 from jaxdecay._dw import (
     DW,
     binade,
-    dw_div,
     fast_two_sum,
+    flush,
     format_for,
     opaque_scalars,
     power_of_two,
+    scaled_div,
     split,
     steps_double_word,
     two_sum,
@@ -78,12 +79,12 @@ def _field(
     )
 
 
-def _prepare(numbers: Mapping[str, Any], *, peak: jax.Array) -> Ramp:
-    # The kernel works on bits: the derivatives come from `linear`.
+def _prepare(numbers: Mapping[str, Any], *, peak: Any, host: bool = False) -> Ramp:
     ramp = prepare_ramp(
-        numbers["warmup_init"], peak, numbers["warmup_steps"], peak.dtype
+        numbers["warmup_init"], peak, numbers["warmup_steps"], peak.dtype, host=host
     )
-    return lax.stop_gradient(ramp)
+    # The kernel works on bits: the derivatives come from `linear`.
+    return ramp if host else lax.stop_gradient(ramp)
 
 
 def _evaluate(
@@ -153,7 +154,9 @@ class Ramp(NamedTuple):
     total_lo: jax.Array
 
 
-def prepare_ramp(start: Any, stop: Any, steps: tuple[Any, Any], dtype: Any) -> Ramp:
+def prepare_ramp(
+    start: Any, stop: Any, steps: tuple[Any, Any], dtype: Any, *, host: bool = False
+) -> Ramp:
     """Computes the constants of the ramp from ``start`` to ``stop`` over ``steps``.
 
     Args:
@@ -162,14 +165,21 @@ def prepare_ramp(start: Any, stop: Any, steps: tuple[Any, Any], dtype: Any) -> R
         steps: ``(hi, lo)``, the int32 and uint32 words of an integer in
             ``[0, 2**63 - 1]``; 0 makes a ramp that :func:`linear` never reaches.
         dtype: The compute dtype, float32 or float64 (which needs x64).
+        host: compute with NumPy, for known scalars: the same operations, the
+            same bits, no program.
     """
     fmt = format_for(dtype)
+    if host:
+        fmt = fmt.on_host()
+    ops = fmt.ops
     start, stop, hi, lo = opaque_scalars(start, stop, steps, fmt)
-    from_start = jnp.abs(start) <= jnp.abs(stop)
-    near, far = jnp.where(from_start, start, stop), jnp.where(from_start, stop, start)
-    zero = lax.bitcast_convert_type(
+    # A subnormal end is 0, as arithmetic in a program on CPU reads it.
+    start, stop = flush(start, fmt), flush(stop, fmt)
+    from_start = ops.abs(start) <= ops.abs(stop)
+    near, far = ops.where(from_start, start, stop), ops.where(from_start, stop, start)
+    zero = ops.bitcast(
         (
-            lax.bitcast_convert_type(jnp.abs(far), fmt.int_dtype)
+            ops.bitcast(ops.abs(far), fmt.int_dtype)
             | hi.astype(fmt.int_dtype)
             | (lo >> 1).astype(fmt.int_dtype)
         )
@@ -180,20 +190,25 @@ def prepare_ramp(start: Any, stop: Any, steps: tuple[Any, Any], dtype: Any) -> R
     some = total[0] > 0
     exponent = binade(far, fmt)
 
-    def scaled(x: jax.Array) -> jax.Array:  # x * 2**-E in two exact steps
+    def scaled(x: Any) -> Any:  # x * 2**-E in two exact steps
         half = exponent >> 1
         return x * power_of_two(-half, fmt) * power_of_two(half - exponent, fmt)
 
-    near_scaled = scaled(near)
-    # far - near, exactly, then divided by the steps (by 1 for no ramp).
+    # Far below the other end, the near one is 0 (it may be subnormal, which a
+    # program flushes to 0): the same on the host.
+    near_scaled = flush(scaled(near), fmt)
+    # far - near, exactly, then divided by the steps (by 1 for no ramp), scaled
+    # so that no intermediate is subnormal (see `scaled_div`).
     difference = two_sum(scaled(far), -near_scaled)
-    divisor = (jnp.where(some, total[0], fmt.dtype.type(1)), total[1])
-    delta = dw_div(difference, divisor, zero, fmt)
-    infinite = jnp.isinf(far)
+    divisor = (ops.where(some, total[0], fmt.dtype.type(1)), total[1])
+    delta, e = scaled_div(difference, divisor, zero, fmt)
+    unit = power_of_two(-e, fmt)
+    delta = (flush(delta[0] * unit, fmt), flush(delta[1] * unit, fmt))
+    infinite = ops.isinf(far)
     flags = (
         from_start.astype(fmt.dtype)
-        + jnp.where(infinite & (far > 0), fmt.dtype.type(2), 0)
-        + jnp.where(infinite & (far < 0), fmt.dtype.type(4), 0)
+        + ops.where(infinite & (far > 0), fmt.dtype.type(2), fmt.dtype.type(0))
+        + ops.where(infinite & (far < 0), fmt.dtype.type(4), fmt.dtype.type(0))
     )
     return Ramp(
         flags=flags,

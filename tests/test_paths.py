@@ -160,9 +160,11 @@ def configs(draw):
     )
 
 
-# 1e300 does not fit float32: NumPy and JAX warn when they round it to inf.
+# 1e300 does not fit float32: NumPy warns when it rounds it to inf, and so does the
+# schedule (as for 1e-300, which becomes 0, and 1 - 2**-25, a rate that becomes 1).
 overflow_warning = pytest.mark.filterwarnings(
-    "ignore:overflow encountered in cast:RuntimeWarning"
+    "ignore:overflow encountered in cast:RuntimeWarning",
+    "ignore:.* in float32, the dtype every path computes in:UserWarning",
 )
 
 
@@ -303,13 +305,59 @@ def test_a_warmup_sweep_compiles_nothing_and_gives_each_single_run(staircase):
         assert compiles == []
 
 
+def test_number_types_and_names_share_one_program():
+    """Configs built from Python floats and ints, NumPy scalars of any float or int
+    type, and configs that differ only in name have one structure and one leaf
+    type each: they stack, a jitted function taking them compiles once, and each
+    gives the bits of its own single run."""
+    import ml_dtypes
+
+    values = [
+        0.1,
+        1,
+        np.float64(0.2),
+        np.float32(0.3),
+        np.float16(0.25),
+        ml_dtypes.bfloat16(0.5),
+        np.int64(2),
+        np.int8(3),
+    ]
+    configs = [
+        ExponentialDecay(
+            value, np.int64(1000), rate, name=f"run {i}", transition_begin=np.uint16(3)
+        )
+        for i, (value, rate) in enumerate(
+            zip(values, [0.5, np.float16(0.5), np.float32(0.9), 0.7] * 2, strict=True)
+        )
+    ]
+    assert len({jax.tree.structure(config) for config in configs}) == 1
+    avals = {
+        tuple(jax.typeof(jnp.asarray(leaf)) for leaf in jax.tree.leaves(config))
+        for config in configs
+    }
+    assert len(avals) == 1
+    steps = jnp.arange(0, 5000, 250)
+    step_fn = jax.jit(lambda config, step: config(step))
+    step_fn(configs[0], steps)
+    for config in configs:
+        config(steps)  # each config's own eager run, compiled once for the shape
+    with counting_compiles() as compiles:
+        for config in configs:
+            assert bits(step_fn(config, steps)) == bits(config(steps))
+        assert compiles == []
+    swept = jax.jit(jax.vmap(lambda config: config(steps)))(stack(configs))
+    for row, config in zip(swept, configs, strict=True):
+        assert bits(row) == bits(config(steps))
+
+
 def test_whether_a_config_uses_the_warmup_is_its_structure():
     """A config without a warmup runs no line: it does not stack with one that has
     a warmup, and a jitted function compiles once for each."""
     cold = ExponentialDecay(0.1, 1000, 0.5)
     warm = dataclasses.replace(cold, warmup_steps=100)
     assert jax.tree.structure(cold) != jax.tree.structure(warm)
-    # The numbers stay leaves: only the structure tells the two apart.
+    # The numbers and the constants stay leaves (an unused piece's are empty):
+    # only the structure tells the two apart.
     assert len(jax.tree.leaves(cold)) == len(jax.tree.leaves(warm))
     with pytest.raises(ValueError, match="pytree"):
         stack([cold, warm])
@@ -341,15 +389,15 @@ def test_a_config_keeps_a_few_hundred_bytes_of_data():
     """The compiled programs are shared; a config holds only its prepared numbers,
     and the warmup's only when it has one."""
     x64 = jax.config.jax_enable_x64
-    for warmup, size in ((0, 568), (10, 612)):
+    for warmup, sizes in ((0, (568, 1120)), (10, (612, 1200))):
         schedule = exponential_decay(0.1, 1000, 0.96, warmup_steps=warmup)
         schedule(1)
         prepared = schedule._known[1:]  # what an eager call hands the program
         # The decay: 135 floats (3 numbers, the kernel's 3 pieces and tail and two
-        # 64-entry tables) and 7 integers (4 words, 3 of the kernel's); the
-        # warmup: 9 floats (its start and the line's 8) and 2 integers (its
-        # words). Twice the bytes under x64.
-        assert sum(leaf.nbytes for leaf in prepared) == size * (2 if x64 else 1)
+        # 64-entry tables), 4 words (32-bit always) and 3 integers of the
+        # kernel's; the warmup: 9 floats (its start and the line's 8) and 2
+        # words. Floats and the kernel's integers are twice the bytes under x64.
+        assert sum(leaf.nbytes for leaf in prepared) == sizes[x64]
 
 
 @overflow_warning

@@ -20,7 +20,7 @@ def test_a_layout_not_yet_recorded_is_found_by_tracing_prepare():
     prepared, plan = schedule._known[1:], schedule._plan
     _program._LAYOUTS.clear()
     # Traced anew: the layout is not in the record any more.
-    evaluate = jax.jit(functools.partial(_program._evaluate, plan=plan, dtype=None))
+    evaluate = jax.jit(functools.partial(_program._evaluate, plan=plan))
     got = np.asarray(evaluate(*prepared, steps))
     np.testing.assert_array_equal(got.view(np.uint8), expected.view(np.uint8))
     assert len(_program._LAYOUTS) == len(plan.parts)

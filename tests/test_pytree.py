@@ -15,6 +15,7 @@ pytest.importorskip("mpmath")
 from _reference import reference, ulp_distance
 
 from jaxdecay import ExponentialDecay, exponential_decay
+from jaxdecay._program import compute_dtype
 
 RATES = np.geomspace(1e-3, 0.3, 16)
 
@@ -24,18 +25,36 @@ def stack(configs):
 
 
 def test_leaves_are_the_numbers_and_the_rest_is_static():
-    """The numeric hyperparameters are leaves, the integers as their high and low
-    words (exact without x64); staircase and name are not."""
+    """The numeric hyperparameters are leaves, the floats in the compute dtype and
+    the integers as their high and low words (exact without x64), then the two
+    arrays of constants prepared from them; staircase and name are not."""
     config = ExponentialDecay(0.1, 2**40 + 1000, 0.5, True, "lr", transition_begin=7)
     leaves, treedef = jax.tree.flatten(config)
     # end_learning_rate=None has no leaf.
-    assert leaves == [0.1, 2**8, 1000, 0.5, 0, 7, 0, 0, 0.0]
+    compute = compute_dtype()
+    numbers = [compute.type(0.1), 2**8, 1000, compute.type(0.5), 0, 7, 0, 0, 0.0]
+    assert leaves[: len(numbers)] == numbers
+    assert [np.asarray(leaves[i]).dtype for i in (0, 3, 8)] == [compute] * 3
+    # Two arrays of constants per part: the decay's, and the unused warmup's empty.
+    constants = config._schedule.prepared()
+    assert len(leaves) == len(numbers) + 4
+    for leaf, array in zip(leaves[len(numbers) :], constants, strict=False):
+        np.testing.assert_array_equal(leaf, array)
+    assert [np.size(leaf) for leaf in leaves[-2:]] == [0, 0]
     assert [np.asarray(leaf).dtype for leaf in leaves[1:3]] == [np.int32, np.uint32]
     # Arrays, not NumPy scalars, which orbax's StandardSave (before 0.12) refuses.
     words = leaves[1:3] + leaves[4:8]
     assert all(type(leaf) is np.ndarray for leaf in words)
+    # Rebuilt, the config holds its floats as the compute dtype holds them.
     rebuilt = jax.tree.unflatten(treedef, leaves)
-    assert rebuilt == config
+    as_computed = dataclasses.replace(
+        config,
+        initial_learning_rate=compute.type(0.1),
+        decay_rate=compute.type(0.5),
+        warmup_init=compute.type(0.0),
+    )
+    assert rebuilt == as_computed
+    assert rebuilt(2.0**41).tobytes() == config(2.0**41).tobytes()
     other = jax.tree.structure(dataclasses.replace(config, staircase=False))
     assert other != treedef
     paths = [
@@ -52,6 +71,7 @@ def test_leaves_are_the_numbers_and_the_rest_is_static():
         ".warmup_steps.hi",
         ".warmup_steps.lo",
         ".warmup_init",
+        *(f"._constants{i}" for i in range(4)),
     ]
 
 

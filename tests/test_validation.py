@@ -429,3 +429,47 @@ def test_serialize_refuses_non_dataclass(schedule):
     exponential_decay holds no config, so it raises TypeError."""
     with pytest.raises(TypeError, match="ExponentialDecay"):
         jaxdecay.serialize(schedule)
+
+
+X64 = jax.config.jax_enable_x64
+# Not 1, but 1 when rounded (a long double where the compute dtype is float64).
+ONE_IN_COMPUTE = np.longdouble(1) + np.longdouble(2.0**-60) if X64 else 0.99999999
+
+
+@pytest.mark.skipif(
+    X64 and np.finfo(np.longdouble).nmant < 60, reason="no wider float than float64"
+)
+@pytest.mark.parametrize("construct", [ExponentialDecay, exponential_decay])
+def test_a_rate_that_rounds_to_1_warns_naming_the_field_and_the_fix(construct):
+    with pytest.warns(UserWarning, match=r"^decay_rate=.* is 1 in float") as caught:
+        construct(0.1, 1, ONE_IN_COMPUTE)
+    assert "decay_steps * k" in str(caught[0].message)
+    assert "JAX_ENABLE_X64=1" in str(caught[0].message)
+    assert caught[0].filename == __file__  # the caller's line, not the package's
+
+
+@pytest.mark.skipif(X64, reason="every Python float is a float64")
+@pytest.mark.parametrize(
+    ("field", "value", "shown"),
+    [
+        ("initial_learning_rate", 1e-50, "0.0"),
+        ("decay_rate", 1e39, "inf"),
+        ("end_learning_rate", -1e-46, "-0.0"),
+        ("warmup_init", 1e300, "inf"),
+    ],
+)
+def test_a_number_that_rounds_to_0_or_inf_warns_naming_the_field(field, value, shown):
+    arguments = dict(initial_learning_rate=0.1, decay_steps=1, decay_rate=0.5)
+    arguments[field] = value
+    if field == "warmup_init":
+        arguments["warmup_steps"] = 10
+    message = rf"^{field}={re.escape(repr(value))} is {shown} in float32"
+    with pytest.warns(UserWarning, match=message):
+        ExponentialDecay(**arguments)
+
+
+def test_numbers_that_keep_their_meaning_do_not_warn():
+    """filterwarnings=error: a warning here fails the test."""
+    ExponentialDecay(1e-30, 1, 0.9999999, end_learning_rate=1e30)  # 1 - 2**-24 < it
+    ExponentialDecay(0.1, 1, 1.0)  # exactly 1 is what it says
+    ExponentialDecay(0.0, 1, 0.5, end_learning_rate=-0.0)

@@ -513,11 +513,12 @@ def _flatten_with_keys(
 
 def _padded(schedule: Config, constants: tuple[Any, ...]) -> tuple[Any, ...]:
     """Two arrays for each part the family can have: those of the family and of
-    the pieces in use, two empty ones for a piece not in use. So every config of
-    a family has the same number of leaves, and configs with and without a piece
-    fail to stack on their structure, with JAX's message saying so."""
+    the pieces in use, two of one zero for a piece not in use (checkpointers
+    refuse empty arrays). So every config of a family has the same number of
+    leaves, and configs with and without a piece fail to stack on their
+    structure, with JAX's message saying so."""
     compute = _program.compute_dtype()
-    empty = (np.zeros((0,), compute), np.zeros((0,), f"int{8 * compute.itemsize}"))
+    empty = (np.zeros((1,), compute), np.zeros((1,), f"int{8 * compute.itemsize}"))
     padded, start = list(constants[:2]), 2
     for piece in schedule.family.pieces:
         if piece.name in schedule.__dict__["_pieces"]:

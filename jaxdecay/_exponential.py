@@ -93,9 +93,11 @@ def _evaluate(
         started = jnp.where(position.far, far_started, started)
         value = jnp.where(position.far, far_value, value)
     value = jnp.where(started, value, initial)
-    # A floor for decay, a ceiling for growth (as optax's end_value); NaN: none.
+    # A floor for decay, a ceiling for growth (as optax's end_value); NaN: none. A
+    # rate of 1 neither decays nor grows: the value stays the initial one (optax
+    # applies its ceiling there).
     bounded = jnp.where(rate < 1, jnp.maximum(value, end), jnp.minimum(value, end))
-    return jnp.where(jnp.isnan(end), value, bounded)
+    return jnp.where(jnp.isnan(end) | (rate == 1), value, bounded)
 
 
 def _fraction_factor(
@@ -325,7 +327,9 @@ exponential_decay = _config.builder(
     in integer arithmetic. Steps at or before `transition_begin` (negative steps
     included) hold `initial_learning_rate`, as optax does; Keras instead
     extrapolates the curve to negative steps. `end_learning_rate` bounds the result
-    as optax's `end_value` does: a floor when `decay_rate < 1`, a ceiling above 1.
+    as optax's `end_value` does: a floor when `decay_rate < 1`, a ceiling above 1;
+    a rate of 1 (in the compute dtype) holds `initial_learning_rate`, where optax
+    applies the ceiling.
 
     With `warmup_steps > 0` the schedule is optax's
     `warmup_exponential_decay_schedule`: the learning rate rises linearly from

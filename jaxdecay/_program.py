@@ -333,7 +333,8 @@ class _Layout(NamedTuple):
             pieces = [xp.stack(scalars)] if scalars else []
             pieces += [x.reshape(-1) for x in cast if x.ndim]
             dtype = compute if floating else int_dtype
-            arrays.append(xp.concatenate(pieces) if pieces else xp.zeros((0,), dtype))
+            # Never empty: checkpointers (orbax) refuse arrays of no elements.
+            arrays.append(xp.concatenate(pieces) if pieces else xp.zeros((1,), dtype))
         return arrays
 
     def unpack(self, floats: jax.Array, ints: jax.Array) -> Any:

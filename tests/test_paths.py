@@ -389,14 +389,15 @@ def test_a_config_keeps_a_few_hundred_bytes_of_data():
     """The compiled programs are shared; a config holds only its prepared numbers,
     and the warmup's only when it has one."""
     x64 = jax.config.jax_enable_x64
-    for warmup, sizes in ((0, (568, 1120)), (10, (612, 1200))):
+    for warmup, sizes in ((0, (568, 1120)), (10, (616, 1208))):
         schedule = exponential_decay(0.1, 1000, 0.96, warmup_steps=warmup)
         schedule(1)
         prepared = schedule._known[1:]  # what an eager call hands the program
         # The decay: 135 floats (3 numbers, the kernel's 3 pieces and tail and two
         # 64-entry tables), 4 words (32-bit always) and 3 integers of the
-        # kernel's; the warmup: 9 floats (its start and the line's 8) and 2
-        # words. Floats and the kernel's integers are twice the bytes under x64.
+        # kernel's; the warmup: 9 floats (its start and the line's 8), 2 words
+        # and an integer array of one 0 (it has no integer constants, and no
+        # leaf is empty). Floats and integers but the words double under x64.
         assert sum(leaf.nbytes for leaf in prepared) == sizes[x64]
 
 

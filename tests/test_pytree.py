@@ -35,12 +35,12 @@ def test_leaves_are_the_numbers_and_the_rest_is_static():
     numbers = [compute.type(0.1), 2**8, 1000, compute.type(0.5), 0, 7, 0, 0, 0.0]
     assert leaves[: len(numbers)] == numbers
     assert [np.asarray(leaves[i]).dtype for i in (0, 3, 8)] == [compute] * 3
-    # Two arrays of constants per part: the decay's, and the unused warmup's empty.
+    # Two arrays of constants per part: the decay's, and the unused warmup's zeros.
     constants = config._schedule.prepared()
     assert len(leaves) == len(numbers) + 4
     for leaf, array in zip(leaves[len(numbers) :], constants, strict=False):
         np.testing.assert_array_equal(leaf, array)
-    assert [np.size(leaf) for leaf in leaves[-2:]] == [0, 0]
+    assert [np.size(leaf) for leaf in leaves[-2:]] == [1, 1]
     assert [np.asarray(leaf).dtype for leaf in leaves[1:3]] == [np.int32, np.uint32]
     # Arrays, not NumPy scalars, which orbax's StandardSave (before 0.12) refuses.
     words = leaves[1:3] + leaves[4:8]

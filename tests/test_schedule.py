@@ -504,3 +504,20 @@ def test_the_result_is_in_the_compute_dtype_whatever_the_number_type(
         # A quarter of a float is exact: initial in the compute dtype, times 1/4.
         expected = np.full(np.shape(step), np.asarray(initial, np.float64) * 0.25)
         np.testing.assert_array_equal(actual, expected.astype(compute))
+
+
+@pytest.mark.parametrize("rate", [1.0, np.float32(1.0), 0.9999999976])
+def test_a_rate_of_1_holds_the_initial_rate_whatever_the_bound(variant, rate):
+    """A rate that is 1 in the compute dtype neither decays nor grows: neither a
+    floor nor a ceiling moves it (optax, at exactly 1.0, applies the ceiling)."""
+    if jnp.result_type(float) == np.float64 and rate == 0.9999999976:
+        pytest.skip("not 1 in float64")
+    initial, end = 0.000256, 2.56e-6
+    for bound in (end, 1.0):
+        schedule = variant(exponential_decay(initial, 1, rate, end_learning_rate=bound))
+        steps = np.asarray([0, 1, 1000, 2**31 - 1], np.int32)
+        expected = np.full(4, initial, jnp.result_type(float))
+        np.testing.assert_array_equal(np.asarray(schedule(steps)), expected)
+        np.testing.assert_array_equal(np.asarray(schedule(1e30)), expected[0])
+    optax_value = optax.exponential_decay(initial, 1, 1.0, end_value=end)(5)
+    assert float(optax_value) == np.float32(end)

@@ -20,8 +20,11 @@ Prints one table with ratios:
   from traced `init_value` and `peak_value`; Keras has no exponential decay with a
   warmup);
 - trace + compile of an `optax.sgd` train step with each schedule;
-- a sweep of 16 learning rates on a small model: jaxdecay compiles once (the config
-  is an argument, or vmapped), optax and Keras compile each closure anew.
+- a sweep of 16 learning rates, 20 SGD steps each on a small model: jaxdecay
+  compiles once (the config is an argument, or vmapped), optax and Keras compile
+  each closure anew;
+- new processes: one learning rate printed with jaxdecay and with optax (beyond
+  what `import jax` costs), and `jaxdecay show` against `python -c "import jax"`.
 
 Repetitions are interleaved (A B C A B C ...) so that drift hits every contestant
 alike; each cell is the median. `--quick` runs a small smoke version.
@@ -34,7 +37,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -287,9 +294,9 @@ def train_step_compile_time(repetitions: int) -> dict[str, float]:
     )
 
 
-# -- The sweep: 16 learning rates, 200 SGD steps each on a small regression. -------
+# -- The sweep: 16 learning rates, 20 SGD steps each on a small regression. --------
 
-SWEEP_STEPS = 200
+SWEEP_STEPS = 20
 
 
 def _data() -> tuple[jax.Array, jax.Array]:
@@ -372,6 +379,58 @@ def sweep(repetitions: int, count: int = 16) -> tuple[dict[str, float], dict[str
     times = interleaved(contestants, repetitions)
     compiles = {name: count_ // repetitions for name, count_ in traces.items()}
     return times, compiles
+
+
+_CONFIG = '{"initial_learning_rate": 0.1, "decay_steps": 1000, "decay_rate": 0.96}'
+
+
+def processes(repetitions: int) -> dict[str, float]:
+    """Seconds of whole new processes, interleaved: `import jax` alone; one learning
+    rate printed with jaxdecay and with optax; `jaxdecay show` with its
+    compilation cache (warmed once) and without."""
+    python = sys.executable
+    cache = tempfile.mkdtemp()
+    show = [python, "-m", "jaxdecay", "show", _CONFIG, "--steps", "0,1000,2000"]
+    commands = {
+        "import jax": ([python, "-c", "import jax"], {}),
+        "jaxdecay": (
+            [
+                python,
+                "-c",
+                "import jaxdecay; "
+                "print(jaxdecay.ExponentialDecay(0.1, 1000, 0.96)(2500))",
+            ],
+            {},
+        ),
+        "optax": (
+            [
+                python,
+                "-c",
+                "import optax; print(optax.exponential_decay(0.1, 1000, 0.96)(2500))",
+            ],
+            {},
+        ),
+        "show": (show, {"JAXDECAY_CACHE_DIR": cache}),
+        "show, no cache": (show, {"JAXDECAY_NO_CACHE": "1"}),
+    }
+
+    def run(command: list[str], env: dict[str, str]) -> Callable[[], None]:
+        environment = {
+            k: v for k, v in os.environ.items() if not k.startswith("JAXDECAY_")
+        }
+        environment.update(env)
+
+        def go() -> None:
+            subprocess.run(command, check=True, capture_output=True, env=environment)
+
+        return go
+
+    contestants = {name: run(*spec) for name, spec in commands.items()}
+    contestants["show"]()  # fills the cache
+    try:
+        return interleaved(contestants, repetitions)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def _rate(value: float) -> str:
@@ -503,6 +562,29 @@ def main() -> None:
             f"{times['optax'] / best:.1f}x / {times['keras'] / best:.1f}x",
         )
     )
+
+    seconds = processes(repetitions)
+    base = seconds["import jax"]
+    beyond = {name: seconds[name] - base for name in ("jaxdecay", "optax")}
+    rows.append(
+        (
+            "new process, print one lr, ms beyond import jax",
+            f"{beyond['jaxdecay'] * 1e3:.0f}",
+            f"{beyond['optax'] * 1e3:.0f}",
+            "",
+            f"{beyond['optax'] / beyond['jaxdecay']:.2f}x / -",
+        )
+    )
+    for name in ("show", "show, no cache"):
+        rows.append(
+            (
+                f"`jaxdecay {name}`, vs `python -c 'import jax'` ({base * 1e3:.0f} ms)",
+                f"{seconds[name] / base:.2f}x ({seconds[name] * 1e3:.0f} ms)",
+                "",
+                "",
+                "",
+            )
+        )
 
     header = ("", "jaxdecay", "optax", "keras", "speedup vs optax / keras")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]

@@ -301,6 +301,9 @@ def _warn_if_rounded_away(
     for the family's rate, to 1 (no decay at all): every path computes with the
     rounded number, so the schedule is not the one the number describes."""
     compute = _program.compute_dtype()
+    # The type's own name: `dtype.name` imports a NumPy module on first use, and
+    # a loader imports nothing.
+    compute_name = compute.type.__name__
     for name in spec.leaves:
         value = values[name]
         if name in spec.integer_leaves or not isinstance(
@@ -314,13 +317,13 @@ def _warn_if_rounded_away(
             math.isfinite(exact) and np.isinf(rounded)
         ):
             _warn(
-                f"{name}={value!r} is {float(rounded)} in {compute.name}, the "
+                f"{name}={value!r} is {float(rounded)} in {compute_name}, the "
                 "dtype every path computes in; scale it into range, or enable x64 "
                 "(JAX_ENABLE_X64=1) for float64"
             )
         elif name == family.rate and value != 1 and rounded == 1:
             _warn(
-                f"{name}={value!r} is 1 in {compute.name}, the dtype every path "
+                f"{name}={value!r} is 1 in {compute_name}, the dtype every path "
                 "computes in, so the schedule neither decays nor grows; give the "
                 f"same decay over more steps ({name} ** k with decay_steps * k, "
                 "further from 1), or enable x64 (JAX_ENABLE_X64=1) for float64"

@@ -20,6 +20,7 @@ import importlib
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -352,6 +353,55 @@ def test_modules_named_in_the_data_are_never_imported():
                 outcome(jaxdecay.deserialize, named)
                 outcome(ExponentialDecay.from_json, json.dumps(named))
     assert not any(NEVER_IMPORTED in name for name in sys.modules)
+
+
+# A fresh process, where nothing has run before the loader: NumPy's C code imports
+# some helpers through __import__ on their first use only, so after other tests
+# have used them, an import in the loader would go unseen.
+FRESH_PROCESS = """
+import builtins, json, sys, warnings
+import jaxdecay
+jaxdecay.deserialize({"class_name": "ExponentialDecay", "config": %s})
+real_import, imported = builtins.__import__, []
+def spy_import(name, *args, **kwargs):
+    imported.append(name)
+    return real_import(name, *args, **kwargs)
+warned = []
+for config in %s:
+    data = {"class_name": "ExponentialDecay", "config": config}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        builtins.__import__ = spy_import
+        try:
+            jaxdecay.deserialize(data)
+        finally:
+            builtins.__import__ = real_import
+    warned.append(len(caught))
+    assert not imported, imported
+print(json.dumps(warned))
+"""
+
+
+def test_a_config_that_warns_imports_nothing_in_a_fresh_process():
+    """The warnings for numbers that the compute dtype rounds away (to inf, to 0,
+    a rate to 1) are written without importing anything, even when they are the
+    first thing the process reads."""
+    base = {"initial_learning_rate": 0.1, "decay_steps": 1000, "decay_rate": 0.5}
+    warning = [
+        {**base, "decay_rate": 3.4028235677973366e38},
+        {**base, "initial_learning_rate": 1e-50},
+        {**base, "decay_rate": 1 - 1e-12},
+    ]
+    script = FRESH_PROCESS % (json.dumps(base), json.dumps(warning))
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JAX_ENABLE_X64": "0"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == [1, 1, 1]
 
 
 # ---------------------------------------------------------------------------

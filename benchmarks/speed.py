@@ -24,7 +24,8 @@ Prints one table with ratios:
   compiles once (the config is an argument, or vmapped), optax and Keras compile
   each closure anew;
 - new processes: one learning rate printed with jaxdecay and with optax (beyond
-  what `import jax` costs), and `jaxdecay show` against `python -c "import jax"`.
+  what `import jax` costs), and `jaxdecay show` against `python -c "import jax"`;
+- the resident memory of a schedule kept alive after its first call.
 
 Repetitions are interleaved (A B C A B C ...) so that drift hits every contestant
 alike; each cell is the median. `--quick` runs a small smoke version.
@@ -433,6 +434,57 @@ def processes(repetitions: int) -> dict[str, float]:
         shutil.rmtree(cache, ignore_errors=True)
 
 
+# Builds `count` schedules of distinct numbers, calls each once and keeps them all:
+# prints the growth of the resident set, in bytes per schedule.
+_MEMORY = """
+import os, sys
+os.environ.setdefault("KERAS_BACKEND", "jax")
+import jax
+
+
+def resident():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def make(kind, init):
+    if kind == "jaxdecay":
+        import jaxdecay
+        return jaxdecay.ExponentialDecay(init, 1000, 0.96)
+    if kind == "optax":
+        import optax
+        return optax.exponential_decay(init, 1000, 0.96)
+    import keras
+    return keras.optimizers.schedules.ExponentialDecay(init, 1000, 0.96)
+
+
+kind, count = sys.argv[1], int(sys.argv[2])
+kept = [make(kind, 0.1)]
+jax.block_until_ready(kept[0](2500))  # compiles and warms up
+before = resident()
+for i in range(count):
+    kept.append(make(kind, 0.1 * (1 + (i + 1) * 1e-6)))
+    jax.block_until_ready(kept[-1](2500))
+print((resident() - before) / count)
+"""
+
+
+def memory(count: int) -> dict[str, float]:
+    """Bytes of resident memory per schedule kept alive after its first call, each
+    contestant in a new process (a config holds its prepared constants on the
+    device; optax's closure and Keras' object hold their Python numbers)."""
+    result = {}
+    for kind in ("jaxdecay", "optax", "keras"):
+        out = subprocess.run(
+            [sys.executable, "-c", _MEMORY, kind, str(count)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        result[kind] = float(out.split()[-1])
+    return result
+
+
 def _rate(value: float) -> str:
     return f"{value:.3g}"
 
@@ -563,7 +615,8 @@ def main() -> None:
         )
     )
 
-    seconds = processes(repetitions)
+    # New processes are slow and steady: one round suffices for a smoke run.
+    seconds = processes(1 if args.quick else repetitions)
     base = seconds["import jax"]
     beyond = {name: seconds[name] - base for name in ("jaxdecay", "optax")}
     rows.append(
@@ -585,6 +638,18 @@ def main() -> None:
                 "",
             )
         )
+
+    count = 500 if args.quick else 5000
+    kept = memory(count)
+    rows.append(
+        (
+            f"memory per schedule kept after a call, {count} kept (KB)",
+            f"{kept['jaxdecay'] / 1e3:.2f}",
+            f"{kept['optax'] / 1e3:.2f}",
+            f"{kept['keras'] / 1e3:.2f}",
+            "",
+        )
+    )
 
     header = ("", "jaxdecay", "optax", "keras", "speedup vs optax / keras")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]

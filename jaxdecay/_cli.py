@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxdecay
-from jaxdecay import _interop, _json, _plot, _validation
+from jaxdecay import _config, _interop, _json, _plot, _validation
 
 _PROG = "jaxdecay"
 _MAX_CONFIG_BYTES = 1 << 20
@@ -293,7 +293,7 @@ def _step_list(text: str) -> list[int]:
 
 @dataclasses.dataclass(frozen=True)
 class _Source:
-    schedule: jaxdecay.ExponentialDecay
+    schedule: _config.Config
     label: str  # names the config in messages and legends
 
 
@@ -331,8 +331,7 @@ def _read_config(argument: str) -> _Source:
         raise TypeError(f"{label}: {error}") from None
     except ValueError as error:
         raise ValueError(f"{label}: {error}") from None
-    # The command's views (show, plot, solve) read ExponentialDecay's fields.
-    return _Source(schedule, label)  # type: ignore[arg-type]
+    return _Source(schedule, label)
 
 
 # ---------------------------------------------------------------------------
@@ -341,7 +340,7 @@ def _read_config(argument: str) -> _Source:
 
 
 def _evaluate(
-    schedule: jaxdecay.ExponentialDecay, steps: Sequence[int] | np.ndarray
+    schedule: _config.Config, steps: Sequence[int] | np.ndarray
 ) -> np.ndarray:
     """The learning rates at `steps`, in one jitted call, as JAX's default int."""
     int_dtype = np.dtype(jnp.result_type(int))
@@ -371,19 +370,19 @@ def _format_value(value: np.floating[Any]) -> str:
     return str(np.format_float_scientific(value, unique=True, trim="-", exp_digits=2))
 
 
-def _default_end(schedule: jaxdecay.ExponentialDecay) -> int:
-    return schedule.warmup_steps + schedule.transition_begin + 10 * schedule.decay_steps
+def _default_end(schedule: _config.Config) -> int:
+    return _config.lead(schedule) + schedule.family.view.horizon(schedule)
 
 
-def _default_steps(end: int, warmup_steps: int = 0) -> list[int]:
-    """0, 10, 100, ... below `end`, then `end`; with a warmup, its middle and its
-    end (the peak) too, where they are below `end`."""
+def _default_steps(end: int, lead: int = 0) -> list[int]:
+    """0, 10, 100, ... below `end`, then `end`; with a lead (a warmup), its middle
+    and its end (the peak) too, where they are below `end`."""
     steps = {0}
     decade = 10
     while decade < end:
         steps.add(decade)
         decade *= 10
-    steps |= {step for step in (warmup_steps // 2, warmup_steps) if 0 < step < end}
+    steps |= {step for step in (lead // 2, lead) if 0 < step < end}
     if end > 0:
         steps.add(end)
     return sorted(steps)
@@ -402,7 +401,7 @@ def _show(args: argparse.Namespace) -> int:
         end = _default_end(schedule) if args.end is None else args.end
         if end < 0:
             raise ValueError(f"--end must be >= 0, got {end}")
-        steps = _default_steps(end, schedule.warmup_steps)
+        steps = _default_steps(end, _config.lead(schedule))
     values = _evaluate(schedule, steps)
     print(_table(steps, values), end="")
     return 0
@@ -444,10 +443,11 @@ def _plot_command(args: argparse.Namespace) -> int:
             print(f"{_PROG}: note: {source.label}: {note}", file=sys.stderr)
         progress(f"{source.label}: evaluating the schedule at {steps.size} steps")
         values = _evaluate(source.schedule, steps)
-        label = _plot.formula(source.schedule)
+        label = _config.formula(source.schedule)
         if len(sources) > 1:
             label = f"{source.label}: {label}"
-        curves.append(_plot.Curve(steps, values, source.schedule.staircase, label))
+        stepwise = source.schedule.family.view.stepwise(source.schedule)
+        curves.append(_plot.Curve(steps, values, stepwise, label))
     progress("drawing")
     figure = _plot.draw(curves, log=args.log, log_steps=args.log_steps, dpi=args.dpi)
     progress(f"writing {args.output}")

@@ -31,11 +31,38 @@ from jaxdecay._validation import check_keys, preview
 class Piece(NamedTuple):
     """A piece any family can have, such as the warmup: its kernel, the `part` its
     fields declare, and whether a config's validated fields use it (a config that
-    does not use a piece runs none of it)."""
+    does not use a piece runs none of it).
+
+    length: the steps the piece takes before the family's own (a config in).
+    formula: (config, the rest's formula) -> the text with the piece said first.
+    """
 
     name: str
     kernel: Kernel
     used: Callable[[Mapping[str, Any]], bool]
+    length: Callable[[Any], int]
+    formula: Callable[[Any, str], str]
+
+
+class View(NamedTuple):
+    """How a family's curve reads, for `jaxdecay show` and `jaxdecay plot`. Steps
+    are counted from the start of the family's own steps, after its pieces.
+
+    horizon: (config) -> the steps a default table or figure covers.
+    bends: (config) -> the steps where the curve changes its formula.
+    stepwise: (config) -> whether the curve is flat between jumps.
+    edges: (config, last, limit) -> the steps in [1, last] where a stepwise
+      curve jumps (at most `limit` of them, evenly chosen: `_steps.evenly`), and
+      how many there are.
+    formula: (config, the steps before the family's own) -> the curve as a
+      Python expression of `step`.
+    """
+
+    horizon: Callable[[Any], int]
+    bends: Callable[[Any], tuple[int, ...]]
+    stepwise: Callable[[Any], bool]
+    edges: Callable[[Any, int, int], tuple[np.ndarray, int]]
+    formula: Callable[[Any, int], str]
 
 
 class Family(NamedTuple):
@@ -44,6 +71,7 @@ class Family(NamedTuple):
     builder: the builder's name (`exponential_decay`).
     kernel: the family's `Kernel`.
     peak: the field that a piece such as the warmup leads up to.
+    view: how the command line shows the family's curve.
     pieces: the pieces a config of the family may use.
     optax: optax's schedule without a warmup, and with one (None: none).
     rate: the field whose value 1 means no change (`decay_rate`), if any: a
@@ -53,6 +81,7 @@ class Family(NamedTuple):
     builder: str
     kernel: Kernel
     peak: str
+    view: View
     pieces: tuple[Piece, ...] = ()
     optax: tuple[str | None, str | None] = (None, None)
     rate: str | None = None
@@ -292,6 +321,26 @@ def _check_optax_warmup(
             f"warmup_steps={steps}: use to_optax(), or optax_kwargs() for the "
             f"arguments of optax.{plain}"
         )
+
+
+def pieces_in_use(config: Config) -> tuple[Piece, ...]:
+    """The pieces that `config` uses, in their order."""
+    used = config.__dict__["_pieces"]
+    return tuple(piece for piece in config.family.pieces if piece.name in used)
+
+
+def lead(config: Config) -> int:
+    """The steps the pieces in use take before the family's own (a warmup's)."""
+    return sum(piece.length(config) for piece in pieces_in_use(config))
+
+
+def formula(config: Config) -> str:
+    """The schedule as a Python expression of `step`, for titles and legends; the
+    pieces are said before it."""
+    text = config.family.view.formula(config, lead(config))
+    for piece in reversed(pieces_in_use(config)):
+        text = piece.formula(config, text)
+    return text
 
 
 def _warn_if_rounded_away(

@@ -149,11 +149,45 @@ def _far(
     return elapsed > 0, jnp.where(keep, initial, product)
 
 
+def _edges(config: ExponentialDecay, last: int, limit: int) -> tuple[np.ndarray, int]:
+    """The first step of each stair up to `last`: `transition_begin + k *
+    decay_steps`."""
+    begin, decay_steps = config.transition_begin, config.decay_steps
+    stairs = max(last - begin, 0) // decay_steps
+    # No stairs when the decay starts after `last` (possibly beyond int64).
+    return min(begin, last) + _steps.evenly(stairs, limit) * decay_steps, stairs
+
+
+def _formula(config: ExponentialDecay, lead: int) -> str:
+    begin = lead + config.transition_begin
+    elapsed = "step" if begin == 0 else f"(step - {begin})"
+    division = "//" if config.staircase else "/"
+    text = (
+        f"{float(config.initial_learning_rate):.6g} * "
+        f"{float(config.decay_rate):.6g} ** ({elapsed} {division} "
+        f"{config.decay_steps})"
+    )
+    if config.end_learning_rate is not None:
+        bound = "max" if float(config.decay_rate) < 1 else "min"
+        text = f"{bound}({float(config.end_learning_rate):.6g}, {text})"
+    return text
+
+
+_VIEW = _config.View(
+    horizon=lambda config: config.transition_begin + 10 * config.decay_steps,
+    bends=lambda config: (config.transition_begin,),
+    stepwise=lambda config: config.staircase,
+    edges=_edges,
+    formula=_formula,
+)
+
+
 @_config.schedule_class(
     _config.Family(
         builder="exponential_decay",
         kernel=Kernel(_prepare, _evaluate),
         peak="initial_learning_rate",
+        view=_VIEW,
         pieces=(_warmup.WARMUP,),
         optax=(_OPTAX, _WARMUP),
         rate="decay_rate",

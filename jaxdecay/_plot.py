@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-import jaxdecay
-from jaxdecay import _validation
+from jaxdecay import _config, _validation
 
 _MAX_STAIRS = 10_000
 _CURVE_POINTS = 4_000
@@ -25,23 +24,23 @@ class Curve:
 
     steps: np.ndarray
     values: np.ndarray
-    staircase: bool
+    stepwise: bool  # flat between points
     label: str
 
 
 def plot_grid(
-    schedule: jaxdecay.ExponentialDecay, end: int, *, log_steps: bool = False
+    schedule: _config.Config, end: int, *, log_steps: bool = False
 ) -> tuple[np.ndarray, str | None]:
     """The steps at which to evaluate `schedule` to draw it from 0 (or 1) to `end`.
 
-    A staircase is drawn exactly from the steps on both sides of each stair edge,
-    `start + k * decay_steps - 1` and `+ k * decay_steps` (the decay starts at
-    `start = warmup_steps + transition_begin`), whatever `end` is: 10**8 steps of
-    stairs of 1000 are 2 * 10**5 points. Beyond 10**4 stairs (more than a figure's
-    pixels) they are sampled evenly, and the note says so. A continuous curve gets
-    4,000 points, log-spaced for a logarithmic step axis, plus the steps where its
-    formula changes. A warmup's ramp gets 4,000 points (or every step) of its own
-    in a staircase, which is drawn flat between points.
+    A stepwise curve (a staircase) is drawn exactly from the steps on both sides
+    of each edge, whatever `end` is: 10**8 steps of stairs of 1000 are 2 * 10**5
+    points. Beyond 10**4 edges (more than a figure's pixels) they are sampled
+    evenly, and the note says so. A continuous curve gets 4,000 points,
+    log-spaced for a logarithmic step axis, plus the steps where its formula
+    changes. The pieces before the family's own steps (a warmup's ramp) get 4,000
+    points (or every step) of their own in a stepwise curve, which is drawn flat
+    between points.
 
     Returns:
       The sorted, unique int64 steps, and a note for the user or None.
@@ -49,27 +48,22 @@ def plot_grid(
     start = 1 if log_steps else 0
     if end <= start:
         raise ValueError(f"the last step drawn must be > {start}, got {end}")
-    warmup, decay_steps = schedule.warmup_steps, schedule.decay_steps
-    begin = warmup + schedule.transition_begin
+    view, lead = schedule.family.view, _config.lead(schedule)
     note = None
-    changes = [min(max(step, start), end) for step in (begin, warmup)]
+    bends = [lead + bend for bend in view.bends(schedule)]
+    changes = [min(max(step, start), end) for step in (*bends, lead)]
     fixed = np.array([start, end, *changes], dtype=np.int64)
-    if schedule.staircase:
-        stairs = max(end - begin, 0) // decay_steps
-        if stairs > _MAX_STAIRS:
-            chosen = np.linspace(1, stairs, _MAX_STAIRS).round().astype(np.int64)
-            stair_numbers = np.unique(chosen)
+    if view.stepwise(schedule):
+        edges, count = view.edges(schedule, end - lead, _MAX_STAIRS)
+        edges = lead + edges
+        if count > edges.size:
             note = (
-                f"{stairs} stairs up to step {end}: drawing {stair_numbers.size} of "
-                "them, evenly spaced"
+                f"{count} stairs up to step {end}: drawing {edges.size} of them, "
+                "evenly spaced"
             )
-        else:
-            stair_numbers = np.arange(1, stairs + 1, dtype=np.int64)
-        # No stairs when the decay starts after `end` (possibly beyond int64).
-        edges = min(begin, end) + stair_numbers * decay_steps
         ramp = (
-            _spaced(start, min(warmup, end), log_steps)
-            if warmup > start
+            _spaced(start, min(lead, end), log_steps)
+            if lead > start
             else np.empty(0, np.int64)
         )
         grid = np.concatenate([fixed, edges - 1, edges, ramp])
@@ -107,7 +101,7 @@ def draw(curves: Sequence[Curve], *, log: bool, log_steps: bool, dpi: int = 100)
         axes.plot(
             curve.steps,
             curve.values,
-            drawstyle="steps-post" if curve.staircase else "default",
+            drawstyle="steps-post" if curve.stepwise else "default",
             linestyle="-" if number == 0 else "--",
             linewidth=1.6,
             label=curve.label,
@@ -129,26 +123,3 @@ def draw(curves: Sequence[Curve], *, log: bool, log_steps: bool, dpi: int = 100)
     else:
         axes.set_title(curves[0].label, fontsize="medium")
     return figure
-
-
-def formula(schedule: jaxdecay.ExponentialDecay) -> str:
-    """The schedule as a Python expression of `step`, for titles and legends; a
-    warmup is said before it."""
-    begin = schedule.warmup_steps + schedule.transition_begin
-    elapsed = "step" if begin == 0 else f"(step - {begin})"
-    division = "//" if schedule.staircase else "/"
-    text = (
-        f"{float(schedule.initial_learning_rate):.6g} * "
-        f"{float(schedule.decay_rate):.6g} ** ({elapsed} {division} "
-        f"{schedule.decay_steps})"
-    )
-    if schedule.end_learning_rate is not None:
-        bound = "max" if float(schedule.decay_rate) < 1 else "min"
-        text = f"{bound}({float(schedule.end_learning_rate):.6g}, {text})"
-    if schedule.warmup_steps > 0:
-        text = (
-            f"warmup {float(schedule.warmup_init):.6g} -> "
-            f"{float(schedule.initial_learning_rate):.6g} to step "
-            f"{schedule.warmup_steps}, then {text}"
-        )
-    return text

@@ -160,3 +160,11 @@ def _integer_steps(step: jax.Array, unsigned_type: np.dtype[Any]) -> tuple[Any, 
             )
         return step.astype(unsigned_type), jnp.ones((), bool)
     return step.astype(unsigned_type), step >= 0
+
+
+def evenly(count: int, limit: int) -> np.ndarray:
+    """The numbers 1 to `count` (int64), or `limit` of them evenly spaced (the
+    first and the last included) when there are more."""
+    if count > limit:
+        return np.unique(np.linspace(1, count, limit).round().astype(np.int64))
+    return np.arange(1, count + 1, dtype=np.int64)

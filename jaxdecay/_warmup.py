@@ -298,9 +298,19 @@ def _linear_jvp(
 linear.defjvp(_linear_jvp, symbolic_zeros=True)
 
 
+def _formula(config: Any, rest: str) -> str:
+    peak = getattr(config, config.family.peak)
+    return (
+        f"warmup {float(config.warmup_init):.6g} -> {float(peak):.6g} to step "
+        f"{config.warmup_steps}, then {rest}"
+    )
+
+
 WARMUP = Piece(
     PART,
     Kernel(_prepare, _evaluate),
     used=lambda values: not _steps.known_zero(values["warmup_steps"]),
+    length=lambda config: int(config.warmup_steps),
+    formula=_formula,
 )
 """The warmup piece: used by a config unless its `warmup_steps` is known to be 0."""

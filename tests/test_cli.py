@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import jaxdecay
-from jaxdecay import _cli, _interop, _plot
+from jaxdecay import _cli, _config, _interop, _plot
 from jaxdecay._solve import decay_rate_for
 
 # 0.1 * 0.5 ** k: every expected learning rate below is worked by hand from this.
@@ -494,13 +494,13 @@ def test_draw_uses_stairs_labels_and_log_scales():
 
 
 def test_formula_names_the_schedule():
-    assert _plot.formula(jaxdecay.ExponentialDecay(0.1, 1000, 0.5, True)) == (
+    assert _config.formula(jaxdecay.ExponentialDecay(0.1, 1000, 0.5, True)) == (
         "0.1 * 0.5 ** (step // 1000)"
     )
     schedule = jaxdecay.ExponentialDecay(
         0.1, 10, 0.5, transition_begin=5, end_learning_rate=0.01
     )
-    assert _plot.formula(schedule) == "max(0.01, 0.1 * 0.5 ** ((step - 5) / 10))"
+    assert _config.formula(schedule) == "max(0.01, 0.1 * 0.5 ** ((step - 5) / 10))"
 
 
 def test_grid_samples_the_warmup_ramp():
@@ -532,7 +532,7 @@ def test_formula_names_the_warmup():
         0.1, 1000, 0.5, True, transition_begin=250, warmup_steps=500,
         warmup_init=0.001,
     )  # fmt: skip
-    assert _plot.formula(schedule) == (
+    assert _config.formula(schedule) == (
         "warmup 0.001 -> 0.1 to step 500, then 0.1 * 0.5 ** ((step - 750) // 1000)"
     )
 

@@ -17,7 +17,7 @@ import numpy as np
 from jax import lax
 
 from jaxdecay import _config, _divide, _exact, _solve, _steps, _validation, _warmup
-from jaxdecay._dw import unsigned_dtype
+from jaxdecay._dw import flush, format_for, unsigned_dtype
 from jaxdecay._fields import Optax, field
 from jaxdecay._program import Kernel
 from jaxdecay._steps import ONE, Position
@@ -36,9 +36,20 @@ class _Constants(NamedTuple):
     divisor: _divide.Divisor | None
 
 
+def _as_read(numbers: Mapping[str, Any], host: bool = False) -> dict[str, Any]:
+    """The float numbers as every path reads them: a subnormal one is a zero of its
+    sign, as XLA on CPU reads it (where NumPy, GPUs and the exact kernel would
+    not), so that the decay, its far branch and the host agree."""
+    dtype = numbers["initial_learning_rate"].dtype
+    fmt = format_for(dtype).on_host() if host else format_for(dtype)
+    names = ("initial_learning_rate", "decay_rate", "end_learning_rate")
+    return {**numbers, **{name: flush(numbers[name], fmt) for name in names}}
+
+
 def _prepare(
     numbers: Mapping[str, Any], *, staircase: bool, host: bool = False
 ) -> _Constants:
+    numbers = _as_read(numbers, host)
     initial = numbers["initial_learning_rate"]
     steps = ONE if staircase else numbers["decay_steps"]
     power = _exact.prepare(
@@ -68,6 +79,7 @@ def _evaluate(
 ) -> jax.Array:
     """The decay at `position`, counted from `transition_begin`, bounded by
     `end_learning_rate` (NaN: none)."""
+    numbers = _as_read(numbers)
     initial, rate = numbers["initial_learning_rate"], numbers["decay_rate"]
     end = numbers["end_learning_rate"]
     unsigned = unsigned_dtype(initial.dtype)
@@ -137,8 +149,9 @@ def _far(
     if staircase:
         units = jnp.floor(units)
     log_rate = jnp.log(rate)
-    # No decay at all must not make inf * 0 a NaN.
-    exponent = jnp.where(log_rate == 0, 0, units * log_rate)
+    # No decay at all (a rate of 1, or no whole stair yet) must not make inf * 0 a
+    # NaN.
+    exponent = jnp.where((log_rate == 0) | (units == 0), 0, units * log_rate)
     factor = jnp.exp(exponent)
     # Where the factor alone underflows or overflows, the product may not.
     magnitude = jnp.where(initial == 0, 1, jnp.abs(initial))

@@ -36,8 +36,12 @@ def stack(configs):
 
 
 def computed(value):
-    """A float hyperparameter as the schedule takes it: in the compute dtype."""
-    return float(FLOAT.type(value))
+    """A float hyperparameter as the schedule takes it: in the compute dtype, a
+    subnormal one as a zero of its sign (docs/numerics.md)."""
+    value = FLOAT.type(value)
+    if abs(value) < np.finfo(FLOAT).tiny:
+        value = value * 0
+    return float(value)
 
 
 def exact(config, step):
@@ -61,7 +65,8 @@ def _exact(config, step):
         exponent = elapsed / config.decay_steps
         if config.staircase:
             exponent = mpmath.floor(exponent)
-        value = initial * rate**exponent if rate > 0 else initial * 0
+        # 0 ** 0 is 1: a rate of 0 holds the initial rate until its first stair.
+        value = initial * rate**exponent
     if config.end_learning_rate is not None:
         end = mpmath.mpf(computed(config.end_learning_rate))
         value = max(value, end) if rate < 1 else min(value, end)
@@ -436,6 +441,70 @@ def test_zero_and_inf_where_the_exact_value_is():
         values = np.asarray(config(jnp.asarray(steps, FLOAT)))
         expected = [rounded(exact(config, step)) for step in steps]
         assert (values == np.asarray(expected, FLOAT)).all(), (config, values)
+
+
+# A subnormal of the compute dtype (1e-40 in float32), and float steps from before the
+# start to past the integer range: fractions, 2**33 and 2**65 (far, in float
+# arithmetic, without and with x64), infinity.
+SUBNORMAL = float(np.finfo(FLOAT).smallest_normal) / 3
+EDGE_STEPS = [-1.0, 0.0, 0.5, 1.0, 2.5, 1e6, 2.0**33, 2.0**65, np.inf]
+
+
+def every_path(config, steps):
+    """The schedule at float `steps` by every path, the bits of one array each."""
+    steps = jnp.asarray(steps, FLOAT)
+    rows = SWEPT(stack([config, dataclasses.replace(config, decay_rate=0.5)]), steps)
+    got = {
+        "eager": config(steps),
+        "scalar": np.stack([config(step) for step in steps]),
+        "jit": jax.jit(config)(steps),
+        "argument": AS_ARGUMENT(config, steps),
+        "vmap": rows[0],
+        "builder": builder_of(config)(steps),
+    }
+    return {name: np.asarray(values) for name, values in got.items()}
+
+
+@pytest.mark.parametrize(
+    ("initial", "rate", "end", "expected"),
+    [
+        # A subnormal initial rate is 0 (of its sign) at every step, where 0 * inf
+        # would otherwise be NaN (growth past overflow, an infinite step).
+        (SUBNORMAL, 2.0, None, [0.0] * 9),
+        (-SUBNORMAL, 0.5, None, [-0.0] * 9),
+        (SUBNORMAL, 0.5, None, [0.0] * 9),
+        # A subnormal rate is a rate of 0: the initial rate until the start, 0 after.
+        (0.1, SUBNORMAL, None, [0.1, 0.1] + [0.0] * 7),
+        # A subnormal floor is a floor of 0.
+        (0.1, 0.5, SUBNORMAL, [0.1, 0.1, 0.1 * 0.5**0.5, 0.05, 0.1 * 0.5**2.5]),
+    ],
+)
+def test_a_subnormal_number_counts_as_zero_on_every_path(initial, rate, end, expected):
+    """XLA on CPU reads a subnormal as 0; so does every path, the host's
+    preparation included, for every step (hand-worked values)."""
+    config = ExponentialDecay(initial, 1, rate, end_learning_rate=end)
+    got = every_path(config, EDGE_STEPS)
+    for name, values in got.items():
+        assert bits(values) == bits(got["eager"]), name
+    want = np.asarray(expected, FLOAT)
+    assert bits(np.signbit(got["eager"][: len(want)])) == bits(np.signbit(want))
+    for value, step, exact_value in zip(got["eager"], EDGE_STEPS, want, strict=False):
+        assert within_one_ulp(value, exact_value), step
+    if end is not None:  # past the float range of 0.5**t: the floor of 0
+        assert (got["eager"][len(want) :] == 0).all()
+
+
+@overflow_warning
+def test_no_whole_stair_of_a_zero_rate_far_out():
+    """A rate that is 0 in the compute dtype, stairs longer than the step: the
+    initial rate, not 0 * inf (NaN), also in float arithmetic past the integer
+    range."""
+    for rate in (SUBNORMAL, 1e-300):
+        config = ExponentialDecay(0.1, INT64_MAX, rate, staircase=True)
+        steps = [2.0**33, 2.0**62, 2.0**65]
+        values = every_path(config, steps)["eager"]
+        expected = [rounded(exact(config, step)) for step in steps]
+        assert bits(values) == bits(np.asarray(expected, FLOAT)), rate
 
 
 @pytest.mark.parametrize("begin", [0, 2**24 + 1, 2**31 - 5, INT64_MAX])

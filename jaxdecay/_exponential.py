@@ -94,12 +94,15 @@ def _evaluate(
         # The exact integer quotient, by a multiply and shifts: never a float
         # division, nor XLA's integer division, one scalar division per step.
         stairs = _divide.divide(elapsed, constants.divisor)
-        value = _exact.power(constants.power, initial, rate, ONE, stairs)
+        value = _exact.power(constants.power, initial, rate, ONE, stairs, None)
     else:
-        decay_steps = numbers["decay_steps"]
-        value = _exact.power(constants.power, initial, rate, decay_steps, elapsed)
+        # The fraction of a float step enters the exact reduction (0 before the
+        # start): within 1 ulp, and a whole float step has the integer's bits.
         if fraction is not None:
-            value = value * _fraction_factor(numbers, fraction, initial.dtype)
+            fraction = jnp.where(started, fraction, 0)
+        value = _exact.power(
+            constants.power, initial, rate, numbers["decay_steps"], elapsed, fraction
+        )
     if fraction is not None:
         far_started, far_value = _far(numbers, position, staircase)
         started = jnp.where(position.far, far_started, started)
@@ -110,21 +113,6 @@ def _evaluate(
     # applies its ceiling there).
     bounded = jnp.where(rate < 1, jnp.maximum(value, end), jnp.minimum(value, end))
     return jnp.where(jnp.isnan(end) | (rate == 1), value, bounded)
-
-
-def _fraction_factor(
-    numbers: Mapping[str, Any], fraction: jax.Array, compute: Any
-) -> jax.Array:
-    """`rate ** (fraction / decay_steps)` for the fraction of a float step."""
-    rate = numbers["decay_rate"]
-    per_step = jnp.log(rate) / _steps.as_float(numbers["decay_steps"], compute)
-    part = fraction.astype(compute)
-    # A whole step multiplies by exactly 1, also when the rate is 0 or inf (whose
-    # exponent is then -inf or inf for any fraction).
-    infinite = jnp.isinf(per_step)
-    exponent = part * jnp.where(infinite, 0, per_step)
-    exponent = jnp.where(infinite & (part > 0), per_step, exponent)
-    return jnp.exp(exponent)
 
 
 def _far(

@@ -1,9 +1,9 @@
-"""Accurate ``scale * rate ** (n / steps)`` for integer ``n``: the numerics core.
+"""Accurate ``scale * rate ** ((n + f) / steps)``, integer ``n``, fraction ``f``.
 
 Keras and optax compute ``rate ** (step / decay_steps)`` after rounding
 ``step / decay_steps`` to the compute precision; for large steps that rounding is
 many units in the last place (ulp) of the exponent, and the result is off by up to
-~170 ulp.  :func:`power` is within 1 ulp of the exact value of its inputs (nearly
+~170 ulp.  :func:`scaled_pow` is within 1 ulp of the exact value of its inputs (nearly
 always exactly rounded), using only the compute dtype (no float64 or int64 when
 computing in float32, which TPUs lack).
 
@@ -62,7 +62,7 @@ from jaxdecay._dw import (
     unpack,
 )
 
-__all__ = ["Constants", "power", "prepare", "scaled_pow"]
+__all__ = ["Constants", "prepare", "scaled_pow"]
 
 # Table entries per unit of the binary exponent.  64 keeps |u/64| <= 1/128, so
 # three (float32) or six (float64) Taylor terms suffice, in a 0.5/1 KiB table.
@@ -555,57 +555,3 @@ def scaled_pow(
     frac = unfused(total * constants.tail, zero)
     q, u = _reduce(halves, constants.pieces, frac, fmt, fraction_halves)
     return _finish(q, u, constants, fmt)
-
-
-@jax.custom_jvp
-def power(
-    constants: Constants,
-    scale: Any,
-    rate: Any,
-    steps: tuple[Any, Any],
-    n: jax.Array,
-    fraction: jax.Array | None,
-) -> jax.Array:
-    """``scale * rate ** ((n + fraction) / steps)``, from ``constants =
-    prepare(scale, rate, steps, dtype)``: :func:`scaled_pow` with the analytic
-    derivatives.
-
-    ``scaled_pow`` works on the bits of the constants and has no useful
-    derivative of its own; here ``d/dscale = rate ** ((n + fraction) / steps)``,
-    ``d/drate = value * ((n + fraction) / steps) / rate`` and ``d/dfraction =
-    value * log(rate) / steps``.  ``constants`` gets none (pass it through
-    ``lax.stop_gradient``); ``steps`` and ``n`` are integers.
-    """
-    del scale, rate, steps
-    return scaled_pow(constants, n, fraction)
-
-
-def _power_jvp(
-    primals: tuple[Any, ...], tangents: tuple[Any, ...]
-) -> tuple[jax.Array, jax.Array]:
-    constants, scale, rate, steps, n, fraction = primals
-    scale_dot, rate_dot = tangents[1], tangents[2]
-    fraction_dot = tangents[5]
-    value = scaled_pow(constants, n, fraction)
-    dtype = value.dtype
-    tangent = jnp.zeros_like(value)
-    hi = jnp.asarray(steps[0]).astype(dtype) * dtype.type(2.0**32)
-    divisor = hi + jnp.asarray(steps[1]).astype(dtype)
-    units = n.astype(dtype)
-    if fraction is not None:
-        units = units + jnp.asarray(fraction).astype(dtype)
-    # Symbolic zeros are skipped: 0 * inf would make a NaN of a derivative that
-    # was not asked for.
-    if not isinstance(scale_dot, jax.custom_derivatives.SymbolicZero):
-        unit = prepare(jnp.ones_like(scale), rate, steps, dtype)
-        tangent = tangent + scaled_pow(unit, n, fraction) * scale_dot
-    if not isinstance(rate_dot, jax.custom_derivatives.SymbolicZero):
-        tangent = tangent + value * (units / divisor) / rate * rate_dot
-    if fraction is not None and not isinstance(
-        fraction_dot, jax.custom_derivatives.SymbolicZero
-    ):
-        tangent = tangent + value * (jnp.log(rate) / divisor) * fraction_dot
-    return value, tangent
-
-
-power.defjvp(_power_jvp, symbolic_zeros=True)

@@ -318,9 +318,11 @@ def scaled_div(x: DW, y: DW, zero: jax.Array, fmt: Format) -> tuple[DW, Any]:
 def flush(x: Any, fmt: Format) -> Any:
     """``x`` with a subnormal value flushed to a zero of its sign, as XLA on CPU
     flushes it (and NumPy does not): for the few results of a preparation that
-    may be subnormal."""
+    may be subnormal, and for the numbers a program reads as 0.  Its derivative is
+    0 where it flushes (the value does not move there), selected rather than a
+    product by 0, which an infinite cotangent would make a NaN."""
     tiny = fmt.dtype.type(np.finfo(fmt.dtype).smallest_normal)
-    return fmt.ops.where(fmt.ops.abs(x) < tiny, x * 0, x)
+    return fmt.ops.where(fmt.ops.abs(x) < tiny, fmt.ops.stop_gradient(x * 0), x)
 
 
 def unpack(bits: jax.Array, fmt: Format) -> tuple[jax.Array, jax.Array]:

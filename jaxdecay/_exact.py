@@ -1,9 +1,9 @@
-"""Accurate ``scale * rate ** (n / steps)`` for integer ``n``: the numerics core.
+"""Accurate ``scale * rate ** ((n + f) / steps)``, integer ``n``, fraction ``f``.
 
 Keras and optax compute ``rate ** (step / decay_steps)`` after rounding
 ``step / decay_steps`` to the compute precision; for large steps that rounding is
 many units in the last place (ulp) of the exponent, and the result is off by up to
-~170 ulp.  :func:`power` is within 1 ulp of the exact value of its inputs (nearly
+~170 ulp.  :func:`scaled_pow` is within 1 ulp of the exact value of its inputs (nearly
 always exactly rounded), using only the compute dtype (no float64 or int64 when
 computing in float32, which TPUs lack).
 
@@ -62,7 +62,7 @@ from jaxdecay._dw import (
     unpack,
 )
 
-__all__ = ["Constants", "power", "prepare", "scaled_pow"]
+__all__ = ["Constants", "prepare", "scaled_pow"]
 
 # Table entries per unit of the binary exponent.  64 keeps |u/64| <= 1/128, so
 # three (float32) or six (float64) Taylor terms suffice, in a 0.5/1 KiB table.
@@ -427,16 +427,20 @@ def _special_cases(
 
 
 def _reduce(
-    halves: tuple[jax.Array, jax.Array],
+    halves: tuple[jax.Array, ...],
     pieces: jax.Array,
     frac: jax.Array,
     fmt: Format,
+    fraction_halves: tuple[jax.Array, ...] = (),
 ) -> tuple[jax.Array, jax.Array]:
     """``sum(half * piece) + frac = q + u``: integer ``q``, ``|u| <= 1/2``.
 
     Each ``t = half * piece`` is exact and so is its split into the nearest
     integer ``k`` and ``t - k``; the integers add exactly (far below 2**p), the
-    remainders with small rounding errors.  Smallest terms first.
+    remainders with small rounding errors.  Smallest terms first.  The halves of
+    a fraction (``fraction_halves``) are added after the whole ones' remainder is
+    reduced to ``[-1/2, 1/2]``, so that it stays below 4 and each of their
+    remainders adds an error of at most ``2**-(p - 1)``.
     """
     whole = None
     for i in reversed(range(pieces.shape[-1])):
@@ -445,9 +449,16 @@ def _reduce(
             k = lax.round(t, lax.RoundingMethod.TO_NEAREST_EVEN)
             whole = k if whole is None else whole + k
             frac = frac + (t - k)
+    assert whole is not None  # there are always three pieces
+    for half in fraction_halves:
+        k = lax.round(frac, lax.RoundingMethod.TO_NEAREST_EVEN)
+        whole, frac = whole + k, frac - k  # exact
+        for i in reversed(range(pieces.shape[-1])):
+            t = half * pieces[..., i]
+            k = lax.round(t, lax.RoundingMethod.TO_NEAREST_EVEN)
+            whole, frac = whole + k, frac + (t - k)
     k = lax.round(frac, lax.RoundingMethod.TO_NEAREST_EVEN)
     u = frac - k  # exact, in [-1/2, 1/2]
-    assert whole is not None  # there are always three pieces
     return (whole + k).astype(fmt.int_dtype), u
 
 
@@ -511,13 +522,16 @@ def _finish(q: jax.Array, u: jax.Array, constants: Constants, fmt: Format) -> ja
     return result
 
 
-def scaled_pow(constants: Constants, n: jax.Array) -> jax.Array:
-    """``scale * 2**(n * d)`` elementwise, within 1 ulp, for :func:`prepare`'s
-    constants and an unsigned integer ``n`` (uint32 for float32, uint64 for
-    float64; within 1 ulp for ``n <= 2**53`` there, and close beyond).
+def scaled_pow(
+    constants: Constants, n: jax.Array, fraction: jax.Array | None = None
+) -> jax.Array:
+    """``scale * 2**((n + fraction) * d)`` elementwise, within 1 ulp, for
+    :func:`prepare`'s constants, an unsigned integer ``n`` (uint32 for float32,
+    uint64 for float64; within 1 ulp for ``n <= 2**53`` there, and close beyond)
+    and a ``fraction`` in ``[0, 1)`` of the compute dtype (None: 0).
 
     Results below the subnormal range are +-0, above the finite range +-inf,
-    never NaN for valid constants.
+    never NaN for valid constants.  A fraction of 0 gives the bits of none.
     """
     fmt = format_for(constants.table_hi.dtype)
     n = jnp.minimum(jnp.asarray(n).astype(fmt.unsigned), constants.n_limit)
@@ -529,45 +543,15 @@ def scaled_pow(constants: Constants, n: jax.Array) -> jax.Array:
     zero = lax.bitcast_convert_type(
         n.astype(fmt.int_dtype) & np.iinfo(fmt.int_dtype).min, fmt.dtype
     )
-    frac = unfused(n.astype(fmt.dtype) * constants.tail, zero)
-    q, u = _reduce(halves, constants.pieces, frac, fmt)
+    total = n.astype(fmt.dtype)
+    fraction_halves: tuple[jax.Array, ...] = ()
+    if fraction is not None:
+        # Its halves (12 and 11 significant bits for float32, 26 and 26 for
+        # float64) times the pieces are exact, as those of n are; a fraction that
+        # never reaches a result (n clamped to n_limit) changes nothing there.
+        fraction = jnp.asarray(fraction).astype(fmt.dtype)
+        fraction_halves = split(fraction, fmt)
+        total = total + fraction
+    frac = unfused(total * constants.tail, zero)
+    q, u = _reduce(halves, constants.pieces, frac, fmt, fraction_halves)
     return _finish(q, u, constants, fmt)
-
-
-@jax.custom_jvp
-def power(
-    constants: Constants, scale: Any, rate: Any, steps: tuple[Any, Any], n: jax.Array
-) -> jax.Array:
-    """``scale * rate ** (n / steps)``, from ``constants = prepare(scale, rate,
-    steps, dtype)``: :func:`scaled_pow` with the analytic derivatives.
-
-    ``scaled_pow`` works on the bits of the constants and has no useful
-    derivative of its own; here ``d/dscale = rate ** (n / steps)`` and
-    ``d/drate = value * (n / steps) / rate``.  ``constants`` gets none (pass it
-    through ``lax.stop_gradient``); ``steps`` and ``n`` are integers.
-    """
-    del scale, rate, steps
-    return scaled_pow(constants, n)
-
-
-def _power_jvp(
-    primals: tuple[Any, ...], tangents: tuple[Any, ...]
-) -> tuple[jax.Array, jax.Array]:
-    constants, scale, rate, steps, n = primals
-    scale_dot, rate_dot = tangents[1], tangents[2]
-    value = scaled_pow(constants, n)
-    tangent = jnp.zeros_like(value)
-    # Symbolic zeros are skipped: 0 * inf would make a NaN of a derivative that
-    # was not asked for.
-    if not isinstance(scale_dot, jax.custom_derivatives.SymbolicZero):
-        unit = prepare(jnp.ones_like(scale), rate, steps, value.dtype)
-        tangent = tangent + scaled_pow(unit, n) * scale_dot
-    if not isinstance(rate_dot, jax.custom_derivatives.SymbolicZero):
-        dtype = value.dtype
-        hi = jnp.asarray(steps[0]).astype(dtype) * dtype.type(2.0**32)
-        exponent = n.astype(dtype) / (hi + jnp.asarray(steps[1]).astype(dtype))
-        tangent = tangent + value * exponent / rate * rate_dot
-    return value, tangent
-
-
-power.defjvp(_power_jvp, symbolic_zeros=True)

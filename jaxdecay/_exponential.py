@@ -8,6 +8,7 @@ the programs and the warmup piece are shared.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -15,9 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from jaxdecay import _config, _divide, _exact, _solve, _steps, _validation, _warmup
-from jaxdecay._dw import unsigned_dtype
+from jaxdecay._dw import flush, format_for, unsigned_dtype
 from jaxdecay._fields import Optax, field
 from jaxdecay._program import Kernel
 from jaxdecay._steps import ONE, Position
@@ -36,9 +38,20 @@ class _Constants(NamedTuple):
     divisor: _divide.Divisor | None
 
 
+def _as_read(numbers: Mapping[str, Any], host: bool = False) -> dict[str, Any]:
+    """The float numbers as every path reads them: a subnormal one is a zero of its
+    sign, as XLA on CPU reads it (where NumPy, GPUs and the exact kernel would
+    not), so that the decay, its far branch and the host agree."""
+    dtype = numbers["initial_learning_rate"].dtype
+    fmt = format_for(dtype).on_host() if host else format_for(dtype)
+    names = ("initial_learning_rate", "decay_rate", "end_learning_rate")
+    return {**numbers, **{name: flush(numbers[name], fmt) for name in names}}
+
+
 def _prepare(
     numbers: Mapping[str, Any], *, staircase: bool, host: bool = False
 ) -> _Constants:
+    numbers = _as_read(numbers, host)
     initial = numbers["initial_learning_rate"]
     steps = ONE if staircase else numbers["decay_steps"]
     power = _exact.prepare(
@@ -55,7 +68,7 @@ def _prepare(
             lo = jnp.where((hi == 0) & (lo == 0), jnp.uint32(1), lo)
             divisor = _divide.prepare_divisor(hi, lo, unsigned)
     constants = _Constants(power, divisor)
-    # The kernel works on bits: the derivatives come from `_exact.power`.
+    # The kernel works on bits: the derivatives come from `_bounded_decay`.
     return constants if host else lax.stop_gradient(constants)
 
 
@@ -68,9 +81,33 @@ def _evaluate(
 ) -> jax.Array:
     """The decay at `position`, counted from `transition_begin`, bounded by
     `end_learning_rate` (NaN: none)."""
+    return _bounded_decay(_as_read(numbers), constants, position, staircase)
+
+
+class _Decay(NamedTuple):
+    """The decay at a position, and what its derivatives read."""
+
+    value: jax.Array  # the learning rate
+    unbounded: jax.Array  # before the bound: `initial` where not started
+    started: jax.Array
+    capped: jax.Array  # where the bound is the value
+    far: jax.Array  # where computed in float arithmetic
+    n: jax.Array  # the exact power's whole steps (or stairs), 0 before the start
+    fraction: jax.Array | None  # and its fraction
+    exponent: jax.Array  # of the rate: elapsed / decay_steps, or the stairs
+    far_factor: jax.Array  # rate ** exponent, where far
+
+
+def _decay(
+    numbers: Mapping[str, Any],
+    constants: _Constants,
+    position: Position,
+    staircase: bool,
+) -> _Decay:
     initial, rate = numbers["initial_learning_rate"], numbers["decay_rate"]
     end = numbers["end_learning_rate"]
-    unsigned = unsigned_dtype(initial.dtype)
+    compute = initial.dtype
+    unsigned = unsigned_dtype(compute)
     begin, reachable = _steps.unsigned(numbers["transition_begin"], unsigned)
     fraction, whole = position.fraction, position.whole
     after = whole > begin
@@ -81,55 +118,121 @@ def _evaluate(
     if constants.divisor is not None:  # a staircase
         # The exact integer quotient, by a multiply and shifts: never a float
         # division, nor XLA's integer division, one scalar division per step.
-        stairs = _divide.divide(elapsed, constants.divisor)
-        value = _exact.power(constants.power, initial, rate, ONE, stairs)
+        n = _divide.divide(elapsed, constants.divisor)
+        fraction = None
+        exponent = n.astype(compute)
     else:
-        decay_steps = numbers["decay_steps"]
-        value = _exact.power(constants.power, initial, rate, decay_steps, elapsed)
+        n = elapsed
+        exponent = n.astype(compute)
+        # The fraction of a float step enters the exact reduction (0 before the
+        # start): within 1 ulp, and a whole float step has the integer's bits.
         if fraction is not None:
-            value = value * _fraction_factor(numbers, fraction, initial.dtype)
-    if fraction is not None:
-        far_started, far_value = _far(numbers, position, staircase)
+            fraction = jnp.where(started, fraction, 0).astype(compute)
+            exponent = exponent + fraction
+        exponent = exponent / _steps.as_float(numbers["decay_steps"], compute)
+    value = _exact.scaled_pow(constants.power, n, fraction)
+    far_factor = jnp.ones_like(value)
+    if position.fraction is not None:
+        far_started, far_value, far_exponent, far_factor = _far(
+            numbers, position, staircase
+        )
         started = jnp.where(position.far, far_started, started)
         value = jnp.where(position.far, far_value, value)
+        exponent = jnp.where(position.far, far_exponent, exponent)
     value = jnp.where(started, value, initial)
     # A floor for decay, a ceiling for growth (as optax's end_value); NaN: none. A
     # rate of 1 neither decays nor grows: the value stays the initial one (optax
     # applies its ceiling there).
-    bounded = jnp.where(rate < 1, jnp.maximum(value, end), jnp.minimum(value, end))
-    return jnp.where(jnp.isnan(end) | (rate == 1), value, bounded)
+    decays = rate < 1
+    bounded = jnp.where(decays, jnp.maximum(value, end), jnp.minimum(value, end))
+    unbound = jnp.isnan(end) | (rate == 1)
+    capped = ~unbound & jnp.where(decays, value < end, value > end)
+    return _Decay(
+        value=jnp.where(unbound, value, bounded),
+        unbounded=value,
+        started=started,
+        capped=capped,
+        far=position.far,
+        n=n,
+        fraction=fraction,
+        exponent=exponent,
+        far_factor=far_factor,
+    )
 
 
-def _fraction_factor(
-    numbers: Mapping[str, Any], fraction: jax.Array, compute: Any
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _bounded_decay(
+    numbers: Mapping[str, Any],
+    constants: _Constants,
+    position: Position,
+    staircase: bool,
 ) -> jax.Array:
-    """`rate ** (fraction / decay_steps)` for the fraction of a float step."""
-    rate = numbers["decay_rate"]
-    per_step = jnp.log(rate) / _steps.as_float(numbers["decay_steps"], compute)
-    part = fraction.astype(compute)
-    # A whole step multiplies by exactly 1, also when the rate is 0 or inf (whose
-    # exponent is then -inf or inf for any fraction).
-    infinite = jnp.isinf(per_step)
-    exponent = part * jnp.where(infinite, 0, per_step)
-    exponent = jnp.where(infinite & (part > 0), per_step, exponent)
-    return jnp.exp(exponent)
+    """The decay, with the analytic derivatives by its float numbers and by a
+    float step: the exact power works on bits and has no useful one of its own."""
+    return _decay(numbers, constants, position, staircase).value
+
+
+def _bounded_decay_jvp(
+    staircase: bool, primals: tuple[Any, ...], tangents: tuple[Any, ...]
+) -> tuple[jax.Array, jax.Array]:
+    """Each derivative is selected where its branch is the value (a double
+    where): 0 by the capped numbers where the bound binds and 1 by the bound, 1
+    by the initial rate before the start, so that an unused branch's derivative
+    (inf where the unbounded value overflowed) never multiplies a cotangent of 0
+    into a NaN."""
+    numbers, constants, position = primals
+    dots, step_dot = tangents[0], tangents[2].step
+    decay = _decay(numbers, constants, position, staircase)
+    value = decay.value
+    initial, rate = numbers["initial_learning_rate"], numbers["decay_rate"]
+    compute = value.dtype
+    unbounded, live = decay.unbounded, decay.started & ~decay.capped
+    # No derivative by the rate or the step where nothing is left of the decay
+    # (0 * log(0) and 0 / 0 are not numbers).
+    moving = live & (unbounded != 0)
+    tangent = jnp.zeros_like(value)
+
+    def given(name: str) -> Any:
+        dot = dots[name]
+        return None if isinstance(dot, SymbolicZero) else dot
+
+    if (dot := given("initial_learning_rate")) is not None:
+        steps = ONE if staircase else numbers["decay_steps"]
+        unit = _exact.prepare(jnp.ones_like(initial), rate, steps, compute)
+        power = _exact.scaled_pow(unit, decay.n, decay.fraction)
+        power = jnp.where(decay.far, decay.far_factor, power)
+        started = jnp.where(decay.started, power, 1)
+        tangent = tangent + jnp.where(decay.capped, 0, started) * dot
+    if (dot := given("decay_rate")) is not None:
+        safe_rate = jnp.where(rate == 0, 1, rate)
+        slope = unbounded * (decay.exponent / safe_rate)
+        tangent = tangent + jnp.where(moving & (decay.exponent != 0), slope, 0) * dot
+    if (dot := given("end_learning_rate")) is not None:
+        tangent = tangent + jnp.where(decay.capped, 1, 0).astype(compute) * dot
+    if not staircase and not isinstance(step_dot, SymbolicZero):
+        decay_steps = _steps.as_float(numbers["decay_steps"], compute)
+        slope = unbounded * (jnp.log(rate) / decay_steps)
+        tangent = tangent + jnp.where(moving, slope, 0) * step_dot.astype(compute)
+    return value, tangent
+
+
+_bounded_decay.defjvp(_bounded_decay_jvp, symbolic_zeros=True)
 
 
 def _far(
     numbers: Mapping[str, Any], position: Position, staircase: bool
-) -> tuple[jax.Array, jax.Array]:
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """The decay in float arithmetic, where `far`: for float steps beyond the
     integer range (infinity included) and past the warmup (if any). 0 or inf where
-    the exact value is, never NaN."""
+    the exact value is, never NaN. Also its exponent and `rate ** exponent`."""
     initial, rate = numbers["initial_learning_rate"], numbers["decay_rate"]
     step, far = position.step, position.far
     compute = initial.dtype
     begin = _steps.as_float(numbers["transition_begin"], compute)
     if position.offset is not None:  # the steps of a piece before, the warmup's
         begin = begin + position.offset
-    # Zero where not far or before the start, so that neither this branch nor its
-    # gradient is infinite where it is not used; at most the largest float, so
-    # that an infinite step gives 0 or inf with finite derivatives (not 0 * inf).
+    # Zero where not far or before the start; at most the largest float, so that
+    # an infinite step gives 0 or inf (not 0 * inf).
     largest = np.finfo(compute).max
     elapsed = jnp.maximum(step.astype(compute) - begin, 0)
     elapsed = jnp.where(far, jnp.minimum(elapsed, largest), 0)
@@ -137,8 +240,9 @@ def _far(
     if staircase:
         units = jnp.floor(units)
     log_rate = jnp.log(rate)
-    # No decay at all must not make inf * 0 a NaN.
-    exponent = jnp.where(log_rate == 0, 0, units * log_rate)
+    # No decay at all (a rate of 1, or no whole stair yet) must not make inf * 0 a
+    # NaN.
+    exponent = jnp.where((log_rate == 0) | (units == 0), 0, units * log_rate)
     factor = jnp.exp(exponent)
     # Where the factor alone underflows or overflows, the product may not.
     magnitude = jnp.where(initial == 0, 1, jnp.abs(initial))
@@ -146,7 +250,7 @@ def _far(
     product = jnp.where(jnp.isfinite(factor) & (factor != 0), initial * factor, extreme)
     # 0 and inf stay what they are, whatever the rate.
     keep = (initial == 0) | jnp.isinf(initial)
-    return elapsed > 0, jnp.where(keep, initial, product)
+    return elapsed > 0, jnp.where(keep, initial, product), units, factor
 
 
 def _edges(config: ExponentialDecay, last: int, limit: int) -> tuple[np.ndarray, int]:

@@ -266,7 +266,7 @@ def scaled_linear(ramp: Ramp, t: DW) -> jax.Array:
 
 @jax.custom_jvp
 def linear(ramp: Ramp, start: Any, stop: Any, t: DW) -> jax.Array:
-    """:func:`scaled_linear` with the analytic derivatives, as :func:`power` has:
+    """:func:`scaled_linear` with the analytic derivatives, as the decay has them:
     ``d/dstart = 1 - t/total``, ``d/dstop = t/total`` and ``d/dt = (stop -
     start) / total``. ``ramp`` gets none (pass it through ``lax.stop_gradient``);
     the tangent of ``t`` is that of its high word."""

@@ -2,6 +2,7 @@
 
 - `reference`: the schedule's exact value, from a 256-bit mpmath computation, rounded
   once to the result's dtype.
+- `reference_at`: the same at float steps, fractions included.
 - `ulp_distance`: how many floats lie between two arrays, element by element.
 - `bits`: an array's dtype, shape and raw bytes, for bit-for-bit comparisons.
 - `builder_of`: the builder's schedule of a config's fields, to compare with it.
@@ -70,6 +71,25 @@ def reference(scale: Any, rate: Any, decay_steps: int, ns: Any, dtype: Any) -> A
             for n in np.asarray(ns).ravel()
         ]
     return np.array(values, dtype).reshape(np.shape(ns))
+
+
+def reference_at(
+    scale: Any, rate: Any, decay_steps: int, steps: Any, dtype: Any, begin: int = 0
+) -> Any:
+    """`scale * rate**((step - begin) / decay_steps)` for each float `step` (at
+    its exact value; `scale` where `step <= begin`), exactly rounded to `dtype`."""
+    import mpmath
+
+    dtype = np.dtype(dtype)
+    with mpmath.workprec(PRECISION):
+        exact_scale = mpmath.mpf(float(scale))
+        log_rate = mpmath.log(mpmath.mpf(float(rate)))
+        values = []
+        for step in np.asarray(steps).ravel():
+            elapsed = mpmath.mpf(float(step)) - begin
+            exponent = log_rate * elapsed / decay_steps if elapsed > 0 else 0
+            values.append(round_exact(exact_scale * mpmath.exp(exponent), dtype))
+    return np.array(values, dtype).reshape(np.shape(steps))
 
 
 def ulp_distance(a: Any, b: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Golden bits: the learning rates of commit 64ffdee, bit for bit, on every path.
+"""Golden bits: the learning rates of commit fdf55c6, bit for bit, on every path.
 
 `tests/golden/bits_x32.json` and `tests/golden/bits_x64.json` hold a few hundred
 configs (as `to_json()` text) and the bits of their learning rates at integer and

@@ -2,10 +2,12 @@
 prepare program: the two give the same constants, bit for bit, for every config
 (the program prepares traced numbers, such as configs built inside `vmap`)."""
 
+import dataclasses
 import functools
 
 import jax
 import numpy as np
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -112,13 +114,29 @@ def test_the_staircase_divisor_is_prepared_alike(divisor):
     assert_same_bits(host, _divisor_program()(*words(divisor)))
 
 
-def test_a_config_prepared_on_the_host_and_in_a_program_gives_the_same_arrays():
+TINY = float(np.finfo(compute_dtype()).smallest_normal)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        dict(initial_learning_rate=-0.3, decay_rate=1.5, end_learning_rate=-50.0),
+        # Subnormal numbers count as zeros of their sign, on both sides.
+        dict(initial_learning_rate=-TINY / 3, decay_rate=1.5),
+        dict(
+            initial_learning_rate=0.3, decay_rate=TINY / 5, end_learning_rate=TINY / 2
+        ),
+    ],
+)
+def test_a_config_prepared_on_the_host_and_in_a_program_gives_the_same_arrays(
+    arguments,
+):
     """The whole preparation of a config with every part, on the host and in the
     prepare program."""
     import jaxdecay
 
     config = jaxdecay.ExponentialDecay(
-        -0.3, 2**40 + 7, 1.5, True, end_learning_rate=-50.0, warmup_steps=3
+        decay_steps=2**40 + 7, staircase=True, warmup_steps=3, **arguments
     )
     schedule = config._schedule
     floats_, words_ = _program.pack(schedule._plan, schedule._arguments)
@@ -127,3 +145,16 @@ def test_a_config_prepared_on_the_host_and_in_a_program_gives_the_same_arrays():
     assert len(host) == 2 * len(schedule._plan.parts)
     assert_same_bits(host, traced)
     assert format_for(compute_dtype()).on_host() == format_for(compute_dtype())
+    # The constants of the zeros themselves (a rate cannot be 0: test_paths.py
+    # checks that a subnormal one gives the values of 0).
+    zeros = {
+        k: 0.0 * v if abs(v) < TINY and k != "decay_rate" else v
+        for k, v in arguments.items()
+    }
+    plain = dataclasses.replace(config, **zeros)._schedule
+    assert_same_bits(
+        host,
+        _program._prepare_host(
+            plain._plan, *_program.pack(plain._plan, plain._arguments)
+        ),
+    )

@@ -32,12 +32,12 @@ import pytest
 mpmath = pytest.importorskip("mpmath")
 pytest.importorskip("hypothesis")
 
-from _reference import reference, ulp_distance
+from _reference import reference, reference_at, ulp_distance
 from _reference import round_exact as _round_exact
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxdecay import exponential_decay
+from jaxdecay import ExponentialDecay, exponential_decay
 from jaxdecay._exact import Constants, prepare, scaled_pow
 
 mpmath.mp.prec = 256
@@ -145,6 +145,48 @@ def test_float32_random(scale, rate, decay_steps, seed):
         ]
     )
     check(scale, rate, decay_steps, ns)
+
+
+_COMPUTE = np.dtype(jnp.result_type(float))  # float32, or float64 under x64
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    scale=st.floats(1e-6, 10.0) | st.floats(-10.0, -1e-6) | st.floats(1e-30, 1e30),
+    rate=st.floats(1e-4, 0.99999)
+    | st.floats(1.00001, 4.0)
+    | st.floats(0.999, 1.001)
+    | st.floats(1e-30, 1e30),
+    decay_steps=st.sampled_from([1, 2, 7, 1000, 2**31 - 1, 2**62])
+    | st.integers(1, 2**63 - 1),
+    begin=st.just(0) | st.integers(0, 10**6),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_fractional_float_steps_within_one_ulp(scale, rate, decay_steps, begin, seed):
+    """A float step's fraction enters the exact reduction: within 1 ulp of the
+    exact value of the numbers in the compute dtype, as integer steps are (the
+    float multiplication by rate ** (fraction / decay_steps) was up to 46 ulp
+    off)."""
+    rng = np.random.default_rng(seed)
+    fractions = rng.uniform(0, 1, 24)
+    fractions[:4] = [0.5, 0.9, 2.0**-20, 1 - 2.0**-20]
+    wholes = rng.integers(0, 10 ** int(rng.integers(1, 10)), 24)
+    steps = (begin + wholes + fractions).astype(_COMPUTE)
+    steps = np.concatenate([steps, np.asarray([begin + 0.5, 2.0**31 + 0.5])])
+    steps = steps.astype(_COMPUTE)
+    config = ExponentialDecay(scale, decay_steps, rate, transition_begin=begin)
+    got = np.asarray(config(jnp.asarray(steps)))
+    scale, rate = in_dtype(scale, rate, _COMPUTE)
+    check_close(got, reference_at(scale, rate, decay_steps, steps, _COMPUTE, begin))
+
+
+def test_a_fraction_of_a_fast_decay_is_within_one_ulp():
+    """The issue's example: ~9 ulp off in float32 when the fraction's factor was a
+    separate rounded exp."""
+    config = ExponentialDecay(0.1, 1, 1e-10)
+    steps = np.asarray([0.9, 0.1, 0.5, 1.9, 3.5], _COMPUTE)
+    expected = reference_at(*in_dtype(0.1, 1e-10, _COMPUTE), 1, steps, _COMPUTE)
+    assert (ulp_distance(np.asarray(config(jnp.asarray(steps))), expected) <= 1).all()
 
 
 def _stair_steps(decay_steps: int) -> np.ndarray:

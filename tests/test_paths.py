@@ -36,8 +36,12 @@ def stack(configs):
 
 
 def computed(value):
-    """A float hyperparameter as the schedule takes it: in the compute dtype."""
-    return float(FLOAT.type(value))
+    """A float hyperparameter as the schedule takes it: in the compute dtype, a
+    subnormal one as a zero of its sign (docs/numerics.md)."""
+    value = FLOAT.type(value)
+    if abs(value) < np.finfo(FLOAT).tiny:
+        value = value * 0
+    return float(value)
 
 
 def exact(config, step):
@@ -61,7 +65,8 @@ def _exact(config, step):
         exponent = elapsed / config.decay_steps
         if config.staircase:
             exponent = mpmath.floor(exponent)
-        value = initial * rate**exponent if rate > 0 else initial * 0
+        # 0 ** 0 is 1: a rate of 0 holds the initial rate until its first stair.
+        value = initial * rate**exponent
     if config.end_learning_rate is not None:
         end = mpmath.mpf(computed(config.end_learning_rate))
         value = max(value, end) if rate < 1 else min(value, end)
@@ -438,6 +443,70 @@ def test_zero_and_inf_where_the_exact_value_is():
         assert (values == np.asarray(expected, FLOAT)).all(), (config, values)
 
 
+# A subnormal of the compute dtype (1e-40 in float32), and float steps from before the
+# start to past the integer range: fractions, 2**33 and 2**65 (far, in float
+# arithmetic, without and with x64), infinity.
+SUBNORMAL = float(np.finfo(FLOAT).smallest_normal) / 3
+EDGE_STEPS = [-1.0, 0.0, 0.5, 1.0, 2.5, 1e6, 2.0**33, 2.0**65, np.inf]
+
+
+def every_path(config, steps):
+    """The schedule at float `steps` by every path, the bits of one array each."""
+    steps = jnp.asarray(steps, FLOAT)
+    rows = SWEPT(stack([config, dataclasses.replace(config, decay_rate=0.5)]), steps)
+    got = {
+        "eager": config(steps),
+        "scalar": np.stack([config(step) for step in steps]),
+        "jit": jax.jit(config)(steps),
+        "argument": AS_ARGUMENT(config, steps),
+        "vmap": rows[0],
+        "builder": builder_of(config)(steps),
+    }
+    return {name: np.asarray(values) for name, values in got.items()}
+
+
+@pytest.mark.parametrize(
+    ("initial", "rate", "end", "expected"),
+    [
+        # A subnormal initial rate is 0 (of its sign) at every step, where 0 * inf
+        # would otherwise be NaN (growth past overflow, an infinite step).
+        (SUBNORMAL, 2.0, None, [0.0] * 9),
+        (-SUBNORMAL, 0.5, None, [-0.0] * 9),
+        (SUBNORMAL, 0.5, None, [0.0] * 9),
+        # A subnormal rate is a rate of 0: the initial rate until the start, 0 after.
+        (0.1, SUBNORMAL, None, [0.1, 0.1] + [0.0] * 7),
+        # A subnormal floor is a floor of 0.
+        (0.1, 0.5, SUBNORMAL, [0.1, 0.1, 0.1 * 0.5**0.5, 0.05, 0.1 * 0.5**2.5]),
+    ],
+)
+def test_a_subnormal_number_counts_as_zero_on_every_path(initial, rate, end, expected):
+    """XLA on CPU reads a subnormal as 0; so does every path, the host's
+    preparation included, for every step (hand-worked values)."""
+    config = ExponentialDecay(initial, 1, rate, end_learning_rate=end)
+    got = every_path(config, EDGE_STEPS)
+    for name, values in got.items():
+        assert bits(values) == bits(got["eager"]), name
+    want = np.asarray(expected, FLOAT)
+    assert bits(np.signbit(got["eager"][: len(want)])) == bits(np.signbit(want))
+    for value, step, exact_value in zip(got["eager"], EDGE_STEPS, want, strict=False):
+        assert within_one_ulp(value, exact_value), step
+    if end is not None:  # past the float range of 0.5**t: the floor of 0
+        assert (got["eager"][len(want) :] == 0).all()
+
+
+@overflow_warning
+def test_no_whole_stair_of_a_zero_rate_far_out():
+    """A rate that is 0 in the compute dtype, stairs longer than the step: the
+    initial rate, not 0 * inf (NaN), also in float arithmetic past the integer
+    range."""
+    for rate in (SUBNORMAL, 1e-300):
+        config = ExponentialDecay(0.1, INT64_MAX, rate, staircase=True)
+        steps = [2.0**33, 2.0**62, 2.0**65]
+        values = every_path(config, steps)["eager"]
+        expected = [rounded(exact(config, step)) for step in steps]
+        assert bits(values) == bits(np.asarray(expected, FLOAT)), rate
+
+
 @pytest.mark.parametrize("begin", [0, 2**24 + 1, 2**31 - 5, INT64_MAX])
 @pytest.mark.parametrize("staircase", [False, True], ids=["smooth", "staircase"])
 def test_a_whole_float_step_gives_the_integer_steps_bits(begin, staircase):
@@ -561,3 +630,149 @@ def test_gradient_through_optax():
 
     got = jax.grad(applied)(FLOAT.type(0.1))
     assert close(got, analytic(computed(0.1), computed(0.5), 2500.0)[1])
+
+
+def exact_derivatives(config, step):
+    """(value, d/d initial, d/d rate, d/d end, d/d step) of a config without a
+    warmup at a float step, by mpmath from the formula: 0 and 1 where the bound
+    is the value, the analytic derivatives of the decay elsewhere."""
+    with mpmath.workprec(PRECISION):
+        initial = mpmath.mpf(computed(config.initial_learning_rate))
+        rate = mpmath.mpf(computed(config.decay_rate))
+        elapsed = mpmath.mpf(step) - config.transition_begin
+        if elapsed <= 0:
+            value, derivatives = initial, (1, 0, 0)
+        else:
+            exponent = elapsed / config.decay_steps
+            if config.staircase:
+                exponent = mpmath.floor(exponent)
+            power = rate**exponent
+            value = initial * power
+            slope = (
+                0 if config.staircase else value * mpmath.log(rate) / config.decay_steps
+            )
+            derivatives = (power, value * exponent / rate, slope)
+        end = config.end_learning_rate
+        if end is not None and rate != 1:
+            end = mpmath.mpf(computed(end))
+            if (value > end) if rate > 1 else (value < end):
+                return end, 0, 0, 1, 0
+        return value, derivatives[0], derivatives[1], 0, derivatives[2]
+
+
+def close_or_beyond(got, expected):
+    """A derivative that is a float is close to it (float arithmetic, not the
+    exact power, computes derivatives); one beyond the largest float is inf."""
+    if expected == 0:
+        return float(got) == 0
+    want = rounded(expected)
+    if np.isinf(want):
+        return float(got) == float(want)
+    return math.isclose(float(got), float(want), rel_tol=1e-4, abs_tol=1e-30)
+
+
+GRADIENT = jax.grad(lambda c, s: c(s), argnums=(0, 1), allow_int=True)
+SWEPT_GRADIENT = jax.jit(jax.vmap(GRADIENT, in_axes=(0, None)))
+GRADIENT_PATHS = {
+    "eager": GRADIENT,
+    "argument": jax.jit(GRADIENT),
+    "vmap": lambda c, s: jax.tree.map(lambda x: x[0], SWEPT_GRADIENT(stack([c, c]), s)),
+}
+
+
+@overflow_warning
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    initial=st.floats(1e-3, 10.0) | extremes([1e-30, 0.5]),
+    rate=st.floats(1.001, 4.0) | extremes([2.0, 1e30]),
+    decay_steps=st.integers(1, 1000) | extremes([1, 2**32, 2**40]),
+    growth=st.floats(1.5, 1e6),
+    staircase=st.booleans(),
+    data=st.data(),
+)
+def test_gradients_are_finite_where_the_value_is(
+    initial, rate, decay_steps, growth, staircase, data
+):
+    """Growth with a ceiling, at float steps up to past overflow and infinity: the
+    derivatives are 0 (and 1 by the bound) where the bound binds, the analytic ones
+    elsewhere (inf only where those are beyond the largest float), never NaN,
+    on every path."""
+    config = ExponentialDecay(
+        initial, decay_steps, rate, staircase, end_learning_rate=initial * growth
+    )
+    scale = data.draw(st.sampled_from([10.0, 1e3, 1e6, 2.0**33, 2.0**65]))
+    steps = [data.draw(st.floats(0, scale)) for _ in range(2)]
+    steps += [200.0, 2.0**33, np.inf]
+    for step in [float(FLOAT.type(step)) for step in steps]:
+        want = exact_derivatives(config, step)
+        value = config(FLOAT.type(step))
+        assert within_one_ulp(value, rounded(want[0])), step
+        unbounded = exact_derivatives(
+            dataclasses.replace(config, end_learning_rate=None), step
+        )[0]
+        if abs(unbounded / mpmath.mpf(computed(initial * growth)) - 1) < 1e-5:
+            continue  # a near tie with the bound: either side is right
+        for name in ("argument", "vmap"):  # compiled once (eager: the tests below)
+            got, got_step = GRADIENT_PATHS[name](config, FLOAT.type(step))
+            derivatives = (
+                got.initial_learning_rate,
+                got.decay_rate,
+                got.end_learning_rate,
+                got_step,
+            )
+            for k, derivative in enumerate(derivatives):
+                assert not np.isnan(derivative), (name, step, k)
+                assert close_or_beyond(derivative, want[k + 1]), (
+                    name,
+                    step,
+                    k,
+                    derivative,
+                )
+
+
+@pytest.mark.parametrize(
+    ("config", "step", "expected"),
+    [
+        # The issue's cases: a ceiling long reached; growth from a tiny rate that
+        # is finite at a step past the integer range.
+        (ExponentialDecay(0.5, 1, 2.0, end_learning_rate=1.0), 200.0, (0, 0, 1, 0)),
+        (ExponentialDecay(0.5, 1, 2.0, end_learning_rate=1.0), np.inf, (0, 0, 1, 0)),
+        (ExponentialDecay(0.1, 1, 0.5, end_learning_rate=0.01), 1e30, (0, 0, 1, 0)),
+    ],
+)
+def test_gradients_where_the_bound_binds_are_exactly_0_and_1(config, step, expected):
+    for name, path in GRADIENT_PATHS.items():
+        got, got_step = path(config, FLOAT.type(step))
+        derivatives = (
+            got.initial_learning_rate,
+            got.decay_rate,
+            got.end_learning_rate,
+            got_step,
+        )
+        assert [float(x) for x in derivatives] == list(expected), name
+
+
+def test_the_gradient_of_growth_past_the_integer_range():
+    """ExponentialDecay(1e-30, 2**32, 1e30) at float step 2**33 is 1e30; its
+    derivatives by the rate (2 * value / rate) and the step are finite (d/d
+    initial, 1e60, is beyond float32 and inf there)."""
+    config = ExponentialDecay(1e-30, 2**32, 1e30)
+    want = exact_derivatives(config, 2.0**33)
+    for name, path in GRADIENT_PATHS.items():
+        got, got_step = path(config, FLOAT.type(2.0**33))
+        assert close_or_beyond(got.initial_learning_rate, want[1]), name
+        assert close_or_beyond(got.decay_rate, want[2]), name
+        assert np.isfinite(got.decay_rate) and np.isfinite(got_step), name
+        assert close_or_beyond(got_step, want[4]), name
+
+
+def test_gradient_through_optax_where_the_bound_binds():
+    """The learning rate optax applies at an integer step, where the ceiling binds
+    and the unbounded value is inf: 0 by the initial rate, 1 by the bound."""
+
+    def applied(initial, end):
+        config = ExponentialDecay(initial, 1, 2.0, end_learning_rate=end)
+        return optax_lr(config, 200)
+
+    got = jax.grad(applied, argnums=(0, 1))(FLOAT.type(0.5), FLOAT.type(1.0))
+    assert [float(x) for x in got] == [0.0, 1.0]

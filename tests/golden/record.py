@@ -1,14 +1,14 @@
 """Records the exact learning-rate bits of many schedules, for tests/test_golden.py.
 
-The data files next to this script were recorded from jaxdecay at commit 64ffdee
-(64ffdeeb51c90a0558b3fdf7ba37f3159fb46667) with jax 0.10.2 on x86_64 CPU. They pin
+The data files next to this script were recorded from jaxdecay at commit fdf55c6
+(fdf55c602f751636ab74e8d94aa05b4013fb6dc5) with jax 0.10.2 on x86_64 CPU. They pin
 the output of that code bit for bit, so that a change of the library's internals can
 show that every schedule still gives the same learning rates.
 
 To record them again (from the repository's root; the first line checks out the
 code to record from, and `PYTHONPATH` makes `import jaxdecay` load it):
 
-    git worktree add /tmp/jaxdecay-golden 64ffdee
+    git worktree add /tmp/jaxdecay-golden fdf55c6
     PYTHONPATH=/tmp/jaxdecay-golden python tests/golden/record.py
     PYTHONPATH=/tmp/jaxdecay-golden JAX_ENABLE_X64=1 python tests/golden/record.py
     git worktree remove --force /tmp/jaxdecay-golden
@@ -67,7 +67,7 @@ import numpy as np
 
 import jaxdecay
 
-RECORDED_COMMIT = "64ffdeeb51c90a0558b3fdf7ba37f3159fb46667"
+RECORDED_COMMIT = "fdf55c602f751636ab74e8d94aa05b4013fb6dc5"
 SEED = 20251202
 INT64_MAX = 2**63 - 1
 OWN_INT_STEPS = 30  # the steps of each config's own, per set

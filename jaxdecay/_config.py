@@ -346,9 +346,10 @@ def formula(config: Config) -> str:
 def _warn_if_rounded_away(
     spec: Spec, family: Family, values: Mapping[str, Any]
 ) -> None:
-    """Warns of a known number that the compute dtype rounds to 0 or to inf, or,
-    for the family's rate, to 1 (no decay at all): every path computes with the
-    rounded number, so the schedule is not the one the number describes."""
+    """Warns of a known number that the compute dtype rounds to 0 or to inf, that
+    is subnormal in it (taken as 0), or, for the family's rate, that it rounds to
+    1 (no decay at all): every path computes with the rounded number, so the
+    schedule is not the one the number describes."""
     compute = _program.compute_dtype()
     # The type's own name: `dtype.name` imports a NumPy module on first use, and
     # a loader imports nothing.
@@ -369,6 +370,13 @@ def _warn_if_rounded_away(
                 f"{name}={value!r} is {float(rounded)} in {compute_name}, the "
                 "dtype every path computes in; scale it into range, or enable x64 "
                 "(JAX_ENABLE_X64=1) for float64"
+            )
+        elif rounded != 0 and abs(rounded) < np.finfo(compute).tiny:
+            zero = math.copysign(0.0, exact)
+            _warn(
+                f"{name}={value!r} is subnormal in {compute_name}, the dtype every "
+                f"path computes in, and counts as {zero} (as XLA flushes it on CPU); "
+                "scale it into range, or enable x64 (JAX_ENABLE_X64=1) for float64"
             )
         elif name == family.rate and value != 1 and rounded == 1:
             _warn(

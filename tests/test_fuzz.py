@@ -384,13 +384,14 @@ print(json.dumps(warned))
 
 def test_a_config_that_warns_imports_nothing_in_a_fresh_process():
     """The warnings for numbers that the compute dtype rounds away (to inf, to 0,
-    a rate to 1) are written without importing anything, even when they are the
-    first thing the process reads."""
+    a subnormal, a rate to 1) are written without importing anything, even when
+    they are the first thing the process reads."""
     base = {"initial_learning_rate": 0.1, "decay_steps": 1000, "decay_rate": 0.5}
     warning = [
         {**base, "decay_rate": 3.4028235677973366e38},
         {**base, "initial_learning_rate": 1e-50},
         {**base, "decay_rate": 1 - 1e-12},
+        {**base, "initial_learning_rate": 1e-40},
     ]
     script = FRESH_PROCESS % (json.dumps(base), json.dumps(warning))
     result = subprocess.run(
@@ -401,7 +402,7 @@ def test_a_config_that_warns_imports_nothing_in_a_fresh_process():
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(result.stdout) == [1, 1, 1]
+    assert json.loads(result.stdout) == [1, 1, 1, 1]
 
 
 # ---------------------------------------------------------------------------

@@ -469,6 +469,26 @@ def test_a_number_that_rounds_to_0_or_inf_warns_naming_the_field(field, value, s
         ExponentialDecay(**arguments)
 
 
+@pytest.mark.skipif(X64, reason="every Python float is a float64")
+@pytest.mark.parametrize(
+    ("field", "value", "zero"),
+    [
+        ("initial_learning_rate", 1e-40, "0.0"),
+        ("decay_rate", 1e-45, "0.0"),
+        ("end_learning_rate", -1e-39, "-0.0"),
+    ],
+)
+def test_a_subnormal_number_warns_that_it_counts_as_0(field, value, zero):
+    arguments = dict(initial_learning_rate=0.1, decay_steps=1, decay_rate=0.5)
+    arguments[field] = value
+    message = (
+        rf"^{field}={re.escape(repr(value))} is subnormal in float32, .* counts "
+        rf"as {re.escape(zero)} "
+    )
+    with pytest.warns(UserWarning, match=message):
+        ExponentialDecay(**arguments)
+
+
 def test_numbers_that_keep_their_meaning_do_not_warn():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

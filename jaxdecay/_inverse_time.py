@@ -79,8 +79,12 @@ def _prepare(
         (significand, ops.zeros(fmt.dtype)), steps_double_word(hi, lo, fmt), zero, fmt
     )
     exponent = rate_exponent - scale
-    valid = (rate >= 0) & ((hi > 0) | ((hi == 0) & (lo > 0)))
-    nothing = rate == 0
+    # By bits: a program on CPU reads a subnormal rate as 0 where it compares.
+    magnitude = rate_bits & ~sign_bit
+    infinity = ops.bitcast(ops.asarray(np.inf).astype(fmt.dtype), fmt.int_dtype)
+    nothing = magnitude == 0
+    positive = (rate_bits >= 0) & (magnitude <= infinity)
+    valid = (positive | nothing) & ((hi > 0) | ((hi == 0) & (lo > 0)))
     nan, naught = fmt.dtype.type(np.nan), fmt.dtype.type(0)
     c_hi = ops.where(valid, ops.where(nothing, naught, c_hi), nan)
     c_lo = ops.where(valid & ~nothing, c_lo, naught)
@@ -124,11 +128,12 @@ def _evaluate(
         part = jnp.zeros(whole.shape, compute)
     else:
         count = whole
-        part = (
-            jnp.zeros(whole.shape, compute)
-            if fraction is None
-            else jnp.where(position.in_range, fraction, 0).astype(compute)
-        )
+        part = jnp.zeros(whole.shape, compute)
+        if fraction is not None:
+            # The fraction of a float step past step 0, where the curve starts:
+            # at 0 itself the derivative is that of the steps before, which hold.
+            after = position.in_range & ((whole > 0) | (fraction > 0))
+            part = jnp.where(after, fraction, 0).astype(compute)
     far = position.far
     if fraction is not None:
         # A float step beyond the integer range (infinity included), and after
@@ -148,7 +153,7 @@ def _evaluate(
     value = _decay(constants, initial, rate, per_rate, count, part)
     if fraction is not None:
         # An infinite step: the exact value is 0 (unless the rate is).
-        gone = far & (position.step == np.inf) & (rate > 0)
+        gone = far & (position.step == np.inf) & (constants.hi > 0)
         value = jnp.where(gone, initial * 0, value)
     return value
 
@@ -173,7 +178,7 @@ def _value(
     n = _scale(n, -b, fmt)
     t = dw_mul((constants.hi, constants.lo), n, zero, fmt)
     k = constants.exponent + b
-    y, ky = _one_plus(t, k, n[0] == 0, zero, fmt)
+    y, ky = _one_plus(t, k, t[0] == 0, zero, fmt)
     # initial = sign * m * 2**e, m in [1, 2): m / y in double words, rounded once
     # to the significand of the result, then scaled by 2**(e - ky).
     bits = lax.bitcast_convert_type(initial, int_dtype)
@@ -258,18 +263,25 @@ def _decay_jvp(
     constants, initial, rate, per_rate, count, part = primals
     initial_dot, rate_dot, part_dot = tangents[1], tangents[2], tangents[5]
     value = _value(constants, initial, count, part)
-    # 1/y by the same kernel, in [0, 1]: every product below stays finite.
-    reciprocal = _value(constants, jnp.ones_like(initial), count, part)
+
+    def over_y(numerator: Any) -> jax.Array:
+        # numerator / y by the kernel itself: no y**2 to overflow, and no 1/y
+        # in the subnormals where the derivative is not.
+        numerator = jnp.broadcast_to(numerator, value.shape).astype(value.dtype)
+        return _value(constants, numerator, count, part)
+
     tangent = jnp.zeros_like(value)
     symbolic = jax.custom_derivatives.SymbolicZero
     if not isinstance(initial_dot, symbolic):
-        tangent = tangent + reciprocal * initial_dot
+        tangent = tangent + over_y(1) * initial_dot
+    steps = count.astype(value.dtype) + part
     if not isinstance(rate_dot, symbolic):
-        n = count.astype(value.dtype) + part
-        tangent = tangent - value * ((n * per_rate) * reciprocal) * rate_dot
+        tangent = tangent - value * (over_y(steps * per_rate) * rate_dot)
     if not isinstance(part_dot, symbolic):
-        slope = (rate * per_rate) * reciprocal
-        tangent = tangent - value * slope * part_dot
+        # None where the curve holds (no steps yet): there the slope of the
+        # curve to come may overflow, and its cotangent would make a NaN.
+        slope = jnp.where(steps == 0, 0, value * over_y(rate * per_rate))
+        tangent = tangent - slope * part_dot
     return value, tangent
 
 

@@ -5,9 +5,10 @@
 `_prepare` makes ``c = decay_rate / decay_steps`` (``decay_rate`` for a staircase)
 as a double word times a power of two; `_evaluate` multiplies it by the step (or
 the stairs, counted exactly by `_divide`) as an exact double word, adds 1 and
-divides the initial rate's significand by the sum in double words, then rounds
-once. Every intermediate is a significand near 1 and an exponent apart, so that no
-step or rate overflows or underflows on the way to a result that does not.
+divides the initial rate's significand by the sum (a reciprocal and one correction
+from the exact remainder), rounding once. Every intermediate is a significand near
+1 and an exponent apart, so that no step or rate overflows or underflows on the way
+to a result that does not.
 """
 
 from __future__ import annotations

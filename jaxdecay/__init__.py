@@ -5,6 +5,8 @@ from jaxdecay import _export as _export
 from jaxdecay._exponential import ExponentialDecay as ExponentialDecay
 from jaxdecay._exponential import exponential_decay as exponential_decay
 from jaxdecay._interop import ExponentialDecayConfig as ExponentialDecayConfig
+from jaxdecay._inverse_time import InverseTimeDecay as InverseTimeDecay
+from jaxdecay._inverse_time import inverse_time_decay as inverse_time_decay
 from jaxdecay._optax_state import current_learning_rate as current_learning_rate
 from jaxdecay._program import Schedule as Schedule
 from jaxdecay._registry import deserialize as deserialize
@@ -15,10 +17,12 @@ __version__ = "0.1.0"
 __all__ = [
     "ExponentialDecay",
     "ExponentialDecayConfig",
+    "InverseTimeDecay",
     "Schedule",
     "__version__",
     "current_learning_rate",
     "deserialize",
     "exponential_decay",
+    "inverse_time_decay",
     "serialize",
 ]

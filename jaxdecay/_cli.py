@@ -104,8 +104,8 @@ def _print_error(error: BaseException) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG,
-        description="Look at, plot, convert and solve for exponential-decay "
-        "learning-rate schedules (Keras' ExponentialDecay).",
+        description="Look at, plot, convert and solve for Keras' learning-rate "
+        "schedules (ExponentialDecay, InverseTimeDecay).",
         epilog="CONFIG is a JSON or YAML file, '-' for standard input, or inline "
         "JSON. It may be Keras 3's or TF 2's serialized form, a bare get_config() "
         "dict, or the arguments of optax.exponential_decay or "
@@ -200,7 +200,7 @@ def _add_convert(commands: Any) -> None:
         help="write a config in another format",
         description="Write a config in another format: jaxdecay (to_json(): Keras "
         "3's shape, jaxdecay's extensions included), keras (Keras 3's shape, only "
-        "what Keras' ExponentialDecay accepts), tf2 ({class_name, config}, the "
+        "what Keras' class of the same name accepts), tf2 ({class_name, config}, the "
         "same restriction), optax (the keyword arguments of optax.exponential_decay, "
         "or of optax.warmup_exponential_decay_schedule for a warmup) or yaml (the "
         "get_config() dict, as it sits in an experiment config).",

@@ -246,7 +246,8 @@ class Config:
 
         Raises:
           ValueError: `warmup` is False and the schedule has a warmup
-            (`warmup_steps > 0`), or True and it has none.
+            (`warmup_steps > 0`), or True and it has none; or optax has no
+            schedule of this family.
           TypeError: `warmup_steps` is traced: which schedule fits needs its value.
 
         Examples:
@@ -261,6 +262,7 @@ class Config:
 'staircase': False, 'end_value': None}
         """
         warmup = _validation.check_bool("warmup", warmup)
+        self._check_optax_has_one()
         plain, warm = self.family.optax
         _check_optax_warmup(warmup, self._warmups(), self, plain, warm)
         arguments = self.spec.optax_arguments(str(warm if warmup else plain))
@@ -276,6 +278,7 @@ class Config:
         Raises:
           ImportError: optax is not installed.
           TypeError: `warmup_steps` is traced: which schedule fits needs its value.
+          ValueError: optax has no schedule of this family.
 
         Examples:
           >>> import jaxdecay
@@ -284,6 +287,7 @@ class Config:
           >>> print(optax_schedule(50), optax_schedule(1100))
           0.05 0.05
         """
+        self._check_optax_has_one()
         try:
             import optax
         except ImportError as error:
@@ -291,6 +295,16 @@ class Config:
         warmup = bool(self._warmups().any())
         make = getattr(optax, str(self.family.optax[warmup]))
         return make(**self.optax_kwargs(warmup=warmup))  # type: ignore[no-any-return]
+
+    def _check_optax_has_one(self) -> None:
+        """Refuses a family that optax has no schedule of (`Family.optax` is
+        None): the schedule itself is what optax takes as a learning rate."""
+        if self.family.optax[0] is None:
+            name = type(self).__name__
+            raise ValueError(
+                f"optax has no schedule like {name}; pass the {name} itself to "
+                "an optax optimizer as the learning rate"
+            )
 
     def _warmups(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
         """Whether the schedule (each of a batch) has a warmup: `warmup_steps > 0`."""

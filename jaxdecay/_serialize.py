@@ -121,13 +121,16 @@ def load_hint(classes: Classes) -> str:
 
 
 def bare_class(data: Mapping[Any, Any], classes: Classes) -> Any:
-    """The class whose config keys a bare `get_config()` dict uses: the first that
-    knows them all, else the first that knows some or names them as optax does (to
-    name the unknown or renamed ones)."""
+    """The class whose config keys a bare `get_config()` dict uses: of those that
+    know them all, the one its `name` names (families that share their keys, such
+    as Keras' ExponentialDecay and InverseTimeDecay, write their class name there
+    by default), else the first; else the first that knows some or names them as
+    optax does (to name the unknown or renamed ones)."""
     keys = set(data)
-    for cls in classes.values():
-        if keys <= set(cls.spec.known_keys):
-            return cls
+    fitting = [cls for cls in classes.values() if keys <= set(cls.spec.known_keys)]
+    named = [cls for cls in fitting if cls.__name__ == data.get("name")]
+    if fitting:
+        return (named or fitting)[0]
     for cls in classes.values():
         if not keys.isdisjoint({*cls.spec.known_keys, *cls.spec.optax_names}):
             return cls

@@ -156,7 +156,13 @@ def test_row(read, where, source, error, message):
     with pytest.raises(ERRORS[error]) as raised:
         read(text)
     assert type(raised.value) is ERRORS[error]
+    if read == ExponentialDecay.from_json:
+        # A class's own reader knows that class only, and names it alone.
+        message = message.replace(f"one of {EVERY_FAMILY}", "'ExponentialDecay'")
     assert str(raised.value) == message
+
+
+EVERY_FAMILY = "['ExponentialDecay', 'InverseTimeDecay']"
 
 
 # ---------------------------------------------------------------------------

@@ -658,7 +658,7 @@ def main() -> None:
             "  ".join(
                 cell.rjust(w) if i else cell.ljust(w)
                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            )
+            ).rstrip()
         )
     print(
         "* against optax's (and Keras') own idiom: the schedule built inside the "

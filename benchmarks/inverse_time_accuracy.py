@@ -10,7 +10,8 @@ subprocess with ``JAX_ENABLE_X64=1``.
 
 The reference is the tests' own (`tests/_reference.py`).
 
-Usage: ``python benchmarks/inverse_time_accuracy.py [--configs N] [--seed S]``.
+Usage:
+``python benchmarks/inverse_time_accuracy.py [--configs N] [--seed S] [--quick]``.
 """
 
 from __future__ import annotations
@@ -125,9 +126,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="a smoke run (40 configs)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    row = measure(args.configs, args.seed)
+    row = measure(40 if args.quick else args.configs, args.seed)
     if args.json:
         print(json.dumps(row))
         return

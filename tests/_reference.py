@@ -5,7 +5,8 @@
 - `reference_at`: the same at float steps, fractions included.
 - `ulp_distance`: how many floats lie between two arrays, element by element.
 - `bits`: an array's dtype, shape and raw bytes, for bit-for-bit comparisons.
-- `builder_of`: the builder's schedule of a config's fields, to compare with it.
+- `builder_of`: the family builder's schedule of a config's fields, to compare
+  with it.
 
 mpmath is imported by the functions that use it, so that the bit helpers need NumPy
 only; its precision is set for each computation, never for the whole session.
@@ -108,14 +109,14 @@ def ulp_distance(a: Any, b: Any) -> Any:
 
 
 def builder_of(config: Any) -> Any:
-    """`exponential_decay` with the arguments of the `ExponentialDecay` `config`,
-    every field but `name`: a field added to both is passed on without a change
-    here."""
-    from jaxdecay import exponential_decay  # as mpmath: imported where used
+    """The family's builder (`exponential_decay` for an `ExponentialDecay`) with the
+    arguments of `config`, every field but `name`: a field added to both is passed
+    on without a change here."""
+    import jaxdecay  # as mpmath: imported where used
 
     arguments = {
         item.name: getattr(config, item.name)
         for item in dataclasses.fields(config)
         if item.name != "name"
     }
-    return exponential_decay(**arguments)
+    return getattr(jaxdecay, config.family.builder)(**arguments)

@@ -26,6 +26,7 @@ keras = pytest.importorskip("keras")
 chex = pytest.importorskip("chex")
 pytest.importorskip("hypothesis")
 
+from _paths import AS_ARGUMENT, SWEPT, optax_lr, paths, stack
 from _reference import PRECISION, bits, round_exact, ulp_distance
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -83,20 +84,6 @@ def ulps(got, config, steps):
     return np.where(normal, distance, np.nan)
 
 
-def stack(configs):
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *configs)
-
-
-def builder_of(config):
-    """`inverse_time_decay` with the config's fields, every field but `name`."""
-    arguments = {
-        item.name: getattr(config, item.name)
-        for item in dataclasses.fields(config)
-        if item.name != "name"
-    }
-    return jaxdecay.inverse_time_decay(**arguments)
-
-
 # Numbers that the compute dtype rounds to 0 or inf warn (the schedule uses the
 # rounded number): the draws include them on purpose.
 rounding_warning = pytest.mark.filterwarnings(
@@ -151,8 +138,6 @@ def drawn_steps(rng, config):
 # Exact: within 1 ulp of the exact value of the compute-dtype numbers.
 # ---------------------------------------------------------------------------
 
-EVALUATE = jax.jit(lambda c, s: c(s))
-
 
 @rounding_warning
 @settings(
@@ -171,7 +156,7 @@ def test_within_one_ulp_of_the_exact_value_at_every_unsigned_step(config, seed):
     rates, `decay_steps` up to 2**63 - 1: every value that is a normal float is
     within 1 ulp (nearly always exactly rounded)."""
     steps = drawn_steps(np.random.default_rng(seed), config)
-    got = EVALUATE(config, jnp.asarray(steps))
+    got = AS_ARGUMENT(config, jnp.asarray(steps))
     assert np.nanmax(ulps(got, config, steps), initial=0) <= 1, config
 
 
@@ -188,7 +173,7 @@ def test_within_one_ulp_at_signed_steps(config, seed):
         [*rng.integers(0, top, 24, dtype=signed, endpoint=True), 0, 1, top, top - 1],
         signed,
     )
-    got = np.asarray(EVALUATE(config, jnp.asarray(steps)))
+    got = np.asarray(AS_ARGUMENT(config, jnp.asarray(steps)))
     assert np.nanmax(ulps(got, config, steps), initial=0) <= 1, config
     negative = np.asarray([-1, -1000, np.iinfo(signed).min], signed)
     held = np.asarray(config(jnp.asarray(negative)))
@@ -229,38 +214,6 @@ def test_zero_and_signs_are_kept():
 # ---------------------------------------------------------------------------
 # Hyperparameters are data: one set of bits on every path, no compile.
 # ---------------------------------------------------------------------------
-
-
-def optax_lr(schedule, step):
-    """The learning rate `optax.sgd(schedule)` applies at `step`."""
-    optimizer = optax.sgd(schedule)
-    state = optimizer.init(jnp.zeros((), FLOAT))
-    state = optax.tree_utils.tree_set(state, count=jnp.asarray(step, jnp.int32))
-    updates, _ = optimizer.update(jnp.ones((), FLOAT), state)
-    return -updates
-
-
-SWEPT = jax.jit(jax.vmap(lambda c, s: c(s), in_axes=(0, None)))
-IN_OPTAX = jax.jit(jax.vmap(lambda c, s: optax_lr(c, s), in_axes=(None, 0)))
-
-
-def paths(config, steps):
-    others = [
-        dataclasses.replace(config, initial_learning_rate=0.5),
-        dataclasses.replace(config, decay_rate=0.25),
-    ]
-    rows = SWEPT(stack([others[0], config, others[1]]), steps)
-    scalars = [config(int(step)) for step in steps[:4]]
-    scalars += [config(np.int32(step)) for step in steps[4:8]]
-    return {
-        "eager": config(steps),
-        "scalar": np.concatenate([np.reshape(x, 1) for x in scalars]),
-        "jit": jax.jit(config)(steps),
-        "argument": EVALUATE(config, steps),
-        "vmap": rows[1],
-        "builder": builder_of(config)(steps),
-        "optax": IN_OPTAX(config, steps),
-    }
 
 
 @rounding_warning
@@ -336,12 +289,12 @@ def test_new_configs_never_compile():
             config = InverseTimeDecay(np.float32(0.2 * i), 7 + i, rate, staircase)
             config(steps)
             config(np.int32(5))
-            EVALUATE(config, steps)
+            AS_ARGUMENT(config, steps)
             pair = stack([config, dataclasses.replace(config, decay_rate=1.5)])
             SWEPT(pair, steps)
             InverseTimeDecay(jnp.asarray(0.1 * i), 2**40 + i, rate, staircase)(3)
             warm = dataclasses.replace(config, warmup_steps=10 + i, warmup_init=0.01)
-            EVALUATE(warm, steps)
+            AS_ARGUMENT(warm, steps)
 
     calls(1)  # the first call of each kind compiles
     with counting_compiles() as compiles:

@@ -123,13 +123,20 @@ def check(scale, rate, decay_steps, ns, dtype=np.float32) -> np.ndarray:
     return got
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
-@given(
-    scale=st.floats(1e-6, 10.0) | st.floats(-10.0, -1e-6) | st.floats(1e-30, 1e30),
-    rate=st.floats(1e-4, 0.99999)
+# Scales of both signs and every magnitude; rates of decay and growth, near 1 and far.
+SCALES = st.floats(1e-6, 10.0) | st.floats(-10.0, -1e-6) | st.floats(1e-30, 1e30)
+RATES = (
+    st.floats(1e-4, 0.99999)
     | st.floats(1.00001, 4.0)
     | st.floats(0.999, 1.001)
-    | st.floats(1e-30, 1e30),
+    | st.floats(1e-30, 1e30)
+)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    scale=SCALES,
+    rate=RATES,
     decay_steps=st.sampled_from(_DECAY_STEPS) | st.integers(1, 2**63 - 1),
     seed=st.integers(0, 2**32 - 1),
 )
@@ -152,11 +159,8 @@ _COMPUTE = np.dtype(jnp.result_type(float))  # float32, or float64 under x64
 
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(
-    scale=st.floats(1e-6, 10.0) | st.floats(-10.0, -1e-6) | st.floats(1e-30, 1e30),
-    rate=st.floats(1e-4, 0.99999)
-    | st.floats(1.00001, 4.0)
-    | st.floats(0.999, 1.001)
-    | st.floats(1e-30, 1e30),
+    scale=SCALES,
+    rate=RATES,
     decay_steps=st.sampled_from([1, 2, 7, 1000, 2**31 - 1, 2**62])
     | st.integers(1, 2**63 - 1),
     begin=st.just(0) | st.integers(0, 10**6),

@@ -21,6 +21,7 @@ mpmath = pytest.importorskip("mpmath")
 optax = pytest.importorskip("optax")
 pytest.importorskip("hypothesis")
 
+from _paths import AS_ARGUMENT, SWEPT, optax_lr, paths, stack
 from _reference import PRECISION, bits, builder_of, round_exact, ulp_distance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,10 +30,6 @@ from jaxdecay import ExponentialDecay, exponential_decay
 
 FLOAT = np.dtype(jnp.result_type(float))  # float32, or float64 under x64
 INT64_MAX = 2**63 - 1
-
-
-def stack(configs):
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *configs)
 
 
 def computed(value):
@@ -90,41 +87,6 @@ def within_one_ulp(got, expected):
     if abs(expected[0]) < np.finfo(FLOAT).tiny and got[0] == 0:
         return True
     return bool(ulp_distance(got, expected)[0] <= 1)
-
-
-def optax_lr(schedule, step):
-    """The learning rate that `optax.sgd(schedule)` applies at `step`: for a unit
-    gradient the update is exactly `-lr`."""
-    optimizer = optax.sgd(schedule)
-    state = optimizer.init(jnp.zeros((), FLOAT))
-    state = optax.tree_utils.tree_set(state, count=jnp.asarray(step, jnp.int32))
-    updates, _ = optimizer.update(jnp.ones((), FLOAT), state)
-    return -updates
-
-
-AS_ARGUMENT = jax.jit(lambda c, s: c(s))
-SWEPT = jax.jit(jax.vmap(lambda c, s: c(s), in_axes=(0, None)))
-IN_OPTAX = jax.jit(jax.vmap(lambda c, s: optax_lr(c, s), in_axes=(None, 0)))
-
-
-def paths(config, steps):
-    """The learning rate at `steps` (int32) by every path, as arrays."""
-    others = [
-        dataclasses.replace(config, initial_learning_rate=0.5),
-        dataclasses.replace(config, decay_rate=0.25),
-    ]
-    rows = SWEPT(stack([others[0], config, others[1]]), steps)
-    scalars = [config(int(step)) for step in steps[:4]]
-    scalars += [config(np.int32(step)) for step in steps[4:8]]
-    return {
-        "eager": config(steps),
-        "scalar": np.concatenate([np.reshape(x, 1) for x in scalars]),
-        "jit": jax.jit(config)(steps),
-        "argument": AS_ARGUMENT(config, steps),
-        "vmap": rows[1],
-        "builder": builder_of(config)(steps),
-        "optax": IN_OPTAX(config, steps),
-    }
 
 
 def assert_one_set_of_bits(config, steps):

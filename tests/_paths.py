@@ -1,0 +1,60 @@
+"""Every path of a schedule, for the tests that compare them bit for bit.
+
+The paths: an eager call on an array of steps and on scalar steps, `jax.jit` of the
+schedule, the config as a jit argument, one row of `jax.vmap` over stacked configs,
+the family's builder, and the learning rate `optax.sgd` applies. Any family with an
+`initial_learning_rate` and a `decay_rate` runs them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from _reference import builder_of
+
+FLOAT = np.dtype(jnp.result_type(float))  # float32, or float64 under x64
+
+
+def stack(configs: list[Any]) -> Any:
+    """Configs stacked leaf by leaf, for `jax.vmap`."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *configs)
+
+
+def optax_lr(schedule: Any, step: Any) -> jax.Array:
+    """The learning rate that `optax.sgd(schedule)` applies at `step`: for a unit
+    gradient the update is exactly `-lr`."""
+    optimizer = optax.sgd(schedule)
+    state = optimizer.init(jnp.zeros((), FLOAT))
+    state = optax.tree_utils.tree_set(state, count=jnp.asarray(step, jnp.int32))
+    updates, _ = optimizer.update(jnp.ones((), FLOAT), state)
+    return -updates
+
+
+AS_ARGUMENT = jax.jit(lambda c, s: c(s))
+SWEPT = jax.jit(jax.vmap(lambda c, s: c(s), in_axes=(0, None)))
+IN_OPTAX = jax.jit(jax.vmap(lambda c, s: optax_lr(c, s), in_axes=(None, 0)))
+
+
+def paths(config: Any, steps: Any) -> dict[str, Any]:
+    """The learning rate at `steps` (int32) by every path, as arrays."""
+    others = [
+        dataclasses.replace(config, initial_learning_rate=0.5),
+        dataclasses.replace(config, decay_rate=0.25),
+    ]
+    rows = SWEPT(stack([others[0], config, others[1]]), steps)
+    scalars = [config(int(step)) for step in steps[:4]]
+    scalars += [config(np.int32(step)) for step in steps[4:8]]
+    return {
+        "eager": config(steps),
+        "scalar": np.concatenate([np.reshape(x, 1) for x in scalars]),
+        "jit": jax.jit(config)(steps),
+        "argument": AS_ARGUMENT(config, steps),
+        "vmap": rows[1],
+        "builder": builder_of(config)(steps),
+        "optax": IN_OPTAX(config, steps),
+    }

@@ -1,12 +1,22 @@
 """Accuracy (ulp vs a 256-bit mpmath reference): jaxdecay vs optax vs Keras.
 
-Prints one table: max and mean ulp error of `jaxdecay.exponential_decay`, of the same
-schedule with its config passed as a jit argument, of optax's ``exponential_decay``
-and of Keras 3's ``ExponentialDecay`` (JAX backend), over results in the normal
-range. The warmup row compares the linear warmup with optax's
-``warmup_exponential_decay_schedule`` against the exact rational line; Keras has no
-warmup (n/a). The float64 rows need x64, so this script runs itself again in a
-subprocess with ``JAX_ENABLE_X64=1`` for those rows. Speed is `benchmarks/speed.py`'s.
+Prints two tables of max and mean ulp error over results in the normal range.
+
+The first is `ExponentialDecay`'s over typical configs: `jaxdecay.exponential_decay`,
+the same schedule with its config passed as a jit argument, optax's
+``exponential_decay`` and Keras 3's ``ExponentialDecay`` (JAX backend). The warmup
+row compares the linear warmup with optax's ``warmup_exponential_decay_schedule``
+against the exact rational line; Keras has no warmup (n/a).
+
+The second has a row per family and dtype over drawn configs (each family's
+``_accuracy_<family>.py`` draws them over the whole range of every number, half of
+them typical, and names the exact value and Keras' and optax's schedule of a
+config), at random steps over the whole unsigned step type, its extremes and the
+steps where the curve changes: jaxdecay eagerly, as a jit argument, optax (n/a
+where it has no such schedule) and Keras.
+
+The float64 rows need x64, so this script runs itself again in a subprocess with
+``JAX_ENABLE_X64=1`` for those rows. Speed is `benchmarks/speed.py`'s.
 
 The reference is the tests' own (`tests/_reference.py`).
 
@@ -17,11 +27,13 @@ from __future__ import annotations
 
 import argparse
 import fractions
+import importlib
 import json
 import os
 import pathlib
 import subprocess
 import sys
+import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 # The reference the tests check jaxdecay against (tests/_reference.py).
@@ -195,6 +207,65 @@ def warmup_row(count: int) -> dict[str, list[float]]:
     }
 
 
+# The families beside `ExponentialDecay`: a module each, in benchmarks/.
+FAMILIES = ("_accuracy_inverse_time",)
+STEPS_PER_CONFIG = 64
+
+
+@jax.jit
+def evaluate(config: jaxdecay.Schedule, steps: jax.Array) -> jax.Array:
+    return config(steps)  # one program per family for every config
+
+
+def family_row(module_name: str, configs: int) -> dict[str, list[float]]:
+    """Max and mean ulp errors of one family in the compute dtype."""
+    module = importlib.import_module(module_name)
+    cls = getattr(jaxdecay, module.NAME)
+    dtype = np.dtype(jnp.result_type(float))
+    unsigned = np.dtype(np.uint64 if dtype == np.float64 else np.uint32)
+    top = int(np.iinfo(unsigned).max)
+    rng = np.random.default_rng(2024)
+    errors: dict[str, list[np.ndarray]] = {name: [] for name in NAMES}
+    for _ in range(configs):
+        kwargs = module.draw(rng, dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numbers that round to 0 warn
+            config = cls(**kwargs)
+        fixed = [0, 1, 2**24 + 1, 2**31 - 1, 2**31, 2**32 - 1, top - 1, top]
+        chosen = [s for s in (*fixed, *module.edges(kwargs)) if 0 <= s <= top]
+        chosen = chosen[: STEPS_PER_CONFIG // 2]
+        drawn = rng.integers(0, top, STEPS_PER_CONFIG - len(chosen), unsigned, True)
+        steps = np.asarray([*chosen, *drawn], unsigned)
+        expected = np.asarray(
+            [round_exact(module.exact(kwargs, int(n)), dtype) for n in steps], dtype
+        )
+        results = {
+            "jaxdecay": config(steps),
+            "jaxdecay (config as a jit argument)": evaluate(config, steps),
+        }
+        for name, make in (
+            ("optax", module.optax_schedule),
+            ("keras", module.keras_schedule),
+        ):
+            schedule = make(kwargs)
+            if schedule is not None:
+                results[name] = jax.jit(schedule)(jnp.asarray(steps))
+        for name, got in results.items():
+            errors[name].append(ulp_errors(np.asarray(got), expected))
+    return {
+        name: [float(np.concatenate(e).max()), float(np.concatenate(e).mean())]
+        for name, e in errors.items()
+        if e and np.concatenate(e).size
+    }
+
+
+def family_rows(configs: int, kind: str) -> dict[str, dict[str, list[float]]]:
+    return {
+        f"{importlib.import_module(m).NAME} {kind}": family_row(m, configs)
+        for m in FAMILIES
+    }
+
+
 def _cell(largest: float, mean: float) -> str:
     """``max / mean``, compact (optax's inf for a finite result is ~1e15 ulp)."""
     if largest < 1e6:
@@ -208,6 +279,7 @@ def main() -> None:
     parser.add_argument("--float64-row", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     count = 600 if args.quick else 24_000
+    configs = 12 if args.quick else 300
 
     if args.float64_row:  # child process, x64 enabled: print the rows as JSON
         keras.config.set_floatx("float64")
@@ -215,7 +287,8 @@ def main() -> None:
             "float64 (x64) steps < 2**53": accuracy_row("float64", count),
             "float64 (x64) stairs < 2**62": accuracy_row("stairs64", count),
         }
-        print(json.dumps(rows64))
+        families64 = family_rows(configs, "float64 (x64)")
+        print(json.dumps([rows64, families64]))
         return
 
     rows = {
@@ -236,20 +309,34 @@ def main() -> None:
         text=True,
         check=True,
     )
-    rows.update(json.loads(child.stdout.strip().splitlines()[-1]))
+    rows64, families64 = json.loads(child.stdout.strip().splitlines()[-1])
+    rows.update(rows64)
+    families = family_rows(configs, "float32")
+    families.update(families64)
 
+    print(f"ExponentialDecay, samples per row: {count} (normal-range results only)")
+    _table(rows)
+    print()
+    print(
+        f"every family, drawn configs: {configs} per row, {STEPS_PER_CONFIG} steps "
+        "each (normal-range results only)"
+    )
+    _table(families)
+
+
+def _table(rows: dict[str, dict[str, list[float]]]) -> None:
+    label_width = max(32, *(len(label) + 2 for label in rows))
     widths = {name: max(22, len(name) + 2) for name in NAMES}
-    header = f"{'ulp error vs exact (max / mean)':<32}" + "".join(
+    header = f"{'ulp error vs exact (max / mean)':<{label_width}}" + "".join(
         f"{name:>{widths[name]}}" for name in NAMES
     )
-    print(f"samples per row: {count} (normal-range results only)")
     print(header)
     print("-" * len(header))
     for label, row in rows.items():
         cells = "".join(
             f"{_cell(*row[n]) if n in row else 'n/a':>{widths[n]}}" for n in NAMES
         )
-        print(f"{label:<32}{cells}")
+        print(f"{label:<{label_width}}{cells}")
 
 
 if __name__ == "__main__":

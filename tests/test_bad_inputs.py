@@ -162,7 +162,7 @@ def test_row(read, where, source, error, message):
     assert str(raised.value) == message
 
 
-EVERY_FAMILY = "['ExponentialDecay', 'InverseTimeDecay']"
+EVERY_FAMILY = "['ExponentialDecay', 'InverseTimeDecay', 'PiecewiseConstantDecay']"
 
 
 # ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from jaxdecay import _config, _steps, _validation
 from jaxdecay._fields import field
@@ -30,12 +31,37 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class _Constants(NamedTuple):
-    """None: the boundaries' words and the values are the kernel's numbers."""
+    """The boundaries as a 32-bit integer step compares with them: each clipped
+    to int32 (`signed`) and to uint32 (`unsigned`), and how many are below either
+    range (every such step is past them: `signed_first`, `unsigned_first`)."""
+
+    signed: Any
+    signed_first: Any
+    unsigned: Any
+    unsigned_first: Any
 
 
 def _prepare(numbers: Mapping[str, Any], *, host: bool = False) -> _Constants:
-    del numbers, host
-    return _Constants()
+    xp: Any = np if host else jnp
+    boundaries: Words = numbers["boundaries"]
+    hi, lo = xp.asarray(boundaries.hi), xp.asarray(boundaries.lo)
+    top = xp.asarray(2**31, np.uint32)
+    # In int32: a high word of 0 with the low word's top bit clear, or of -1
+    # with it set; beyond, the nearest end of int32.
+    fits = ((hi == 0) & (lo < top)) | ((hi == -1) & (lo >= top))
+    low = lo.view(np.int32) if host else lax.bitcast_convert_type(lo, jnp.int32)
+    ends = xp.where(hi < 0, np.int32(-(2**31)), np.int32(2**31 - 1))
+    signed = xp.where(fits, low, ends).astype(np.int32)
+    below_signed = (hi < -1) | ((hi == -1) & (lo < top))
+    largest = np.uint32(2**32 - 1)
+    unsigned = xp.where(hi == 0, lo, xp.where(hi < 0, np.uint32(0), largest))
+    constants = _Constants(
+        signed,
+        below_signed.astype(np.int32).sum().astype(np.int32),
+        unsigned.astype(np.uint32),
+        (hi < 0).astype(np.int32).sum().astype(np.int32),
+    )
+    return constants if host else lax.stop_gradient(constants)
 
 
 def _step_words(step: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array | None]:
@@ -81,13 +107,28 @@ def _evaluate(
     numbers: Mapping[str, Any], constants: _Constants, position: Position
 ) -> jax.Array:
     """`values[k]`, `k` the number of boundaries the step is past."""
-    del constants
     boundaries: Words = numbers["boundaries"]
     values = numbers["values"]
     step = position.step
+    count = values.shape[-1] - 1
+    if jnp.issubdtype(step.dtype, jnp.integer) and step.dtype.itemsize <= 4:
+        # One comparison per boundary, with the boundaries clipped to the
+        # step's range, from the first value no step of that type is before.
+        signed = jnp.issubdtype(step.dtype, jnp.signedinteger)
+        if signed:
+            steps, thresholds = step.astype(jnp.int32), constants.signed
+            first = constants.signed_first
+        else:
+            steps, thresholds = step.astype(jnp.uint32), constants.unsigned
+            first = constants.unsigned_first
+        value = jnp.broadcast_to(values[first], step.shape)
+        for index in range(count):
+            past = steps > thresholds[index]
+            value = jnp.where(past, values[index + 1], value)
+        return value
     hi, lo, fraction = _step_words(step)
     value = jnp.broadcast_to(values[0], step.shape)
-    for index in range(values.shape[-1] - 1):
+    for index in range(count):
         b_hi, b_lo = boundaries.hi[index], boundaries.lo[index]
         low_past = lo > b_lo
         if fraction is not None:

@@ -254,13 +254,14 @@ def sequence(element: Check, *, maximum: int = MAX_COUNT) -> Check:
             return element(name, value)  # the dtype (and a known batch's values)
         if isinstance(value, (np.ndarray, jax.Array)) and value.ndim == 1:
             value = list(np.asarray(value))
-        if not isinstance(value, (list, tuple)):
+        # Any sequence but text (an OmegaConf ListConfig too).
+        if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
             raise TypeError(f"{name} must be a list of numbers, got {_describe(value)}")
         if not 1 <= len(value) <= maximum:
             raise ValueError(
                 f"{name} must have 1 to {maximum} entries, got {len(value)}"
             )
-        return tuple(element(f"{name}[{i}]", x) for i, x in enumerate(value))
+        return tuple(element(f"{name}[{i}]", x) for i, x in enumerate(list(value)))
 
     return check
 

@@ -674,3 +674,22 @@ def test_the_host_prepares_the_programs_bits():
     for a, b in zip(host, traced, strict=True):
         a, b = np.asarray(a), np.asarray(b)
         assert (a.dtype, a.shape, a.tobytes()) == (b.dtype, b.shape, b.tobytes())
+
+
+def test_yaml_and_omegaconf_read_the_lists(tmp_path):
+    pytest.importorskip("yaml")
+    omegaconf = pytest.importorskip("omegaconf")
+    expected_config = PiecewiseConstantDecay([10, 20], [1.0, 0.5, 0.25])
+    path = tmp_path / "lr.yaml"
+    path.write_text(
+        "class_name: PiecewiseConstantDecay\n"
+        "config:\n  boundaries: [10, 20]\n  values: [1.0, 0.5, 0.25]\n"
+    )
+    assert PiecewiseConstantDecay.load(path) == expected_config
+    config = omegaconf.OmegaConf.create(
+        {"boundaries": [10, 20], "values": [1, 0.5, 0.25]}
+    )
+    assert PiecewiseConstantDecay.from_config(config) == expected_config
+    schema = jaxdecay._interop.SCHEMAS["PiecewiseConstantDecay"]
+    structured = omegaconf.OmegaConf.structured(schema([10, 20], [1.0, 0.5, 0.25]))
+    assert omegaconf.OmegaConf.to_object(structured).boundaries == [10, 20]

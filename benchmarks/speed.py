@@ -19,6 +19,10 @@ Prints one table with ratios:
   optax's warmup_exponential_decay_schedule (closed over, or built inside the vmap
   from traced `init_value` and `peak_value`; Keras has no exponential decay with a
   warmup);
+- jit throughput of `PiecewiseConstantDecay` over 4M int32 steps (in the quick run
+  too), closed over and as a jit argument, against optax's
+  `piecewise_constant_schedule` closed over, for a config both give bit for bit
+  (values halving at each of 3 boundaries, optax's boundaries one step later);
 - trace + compile of an `optax.sgd` train step with each schedule;
 - a sweep of 16 learning rates, 20 SGD steps each on a small model: jaxdecay
   compiles once (the config is an argument, or vmapped), optax and Keras compile
@@ -245,6 +249,40 @@ def throughput(size: int, repetitions: int) -> dict[str, float]:
 
     medians = interleaved({n: run(f) for n, f in functions.items()}, repetitions)
     return {name: size / seconds for name, seconds in medians.items()}
+
+
+PIECEWISE_BOUNDARIES = [2**29, 2**30, 3 * 2**29]
+PIECEWISE_SIZE = 4 << 20
+
+
+def piecewise_throughput(repetitions: int) -> dict[str, float]:
+    """Steps per second of `PiecewiseConstantDecay` and of optax's equivalent
+    over 4M int32 steps; checks first that they agree bit for bit."""
+    steps = jnp.asarray(
+        np.random.default_rng(0).integers(0, 2**31 - 1, PIECEWISE_SIZE, np.int32)
+    )
+    values = [INIT / 2**i for i in range(len(PIECEWISE_BOUNDARIES) + 1)]
+    config = jaxdecay.PiecewiseConstantDecay(PIECEWISE_BOUNDARIES, values)
+    # optax's boundary b applies from step b on; Keras' after it.
+    scales = {b + 1: 0.5 for b in PIECEWISE_BOUNDARIES}
+    optax_schedule = jax.jit(optax.piecewise_constant_schedule(INIT, scales))
+    closed_over = jax.jit(config)
+    as_argument = jax.jit(lambda c, s: c(s))
+    functions: dict[str, Callable[[], Any]] = {
+        "jaxdecay": lambda: closed_over(steps),
+        "jaxdecay argument": lambda: as_argument(config, steps),
+        "optax": lambda: optax_schedule(steps),
+    }
+    results = {name: np.asarray(function()) for name, function in functions.items()}
+    for name, result in results.items():
+        if not np.array_equal(result, results["optax"]):
+            raise AssertionError(f"{name} differs from optax's piecewise schedule")
+
+    def run(function: Callable[[], Any]) -> Callable[[], None]:
+        return lambda: jax.block_until_ready(function())
+
+    medians = interleaved({n: run(f) for n, f in functions.items()}, repetitions)
+    return {name: PIECEWISE_SIZE / seconds for name, seconds in medians.items()}
 
 
 def train_step_compile_time(repetitions: int) -> dict[str, float]:
@@ -587,6 +625,20 @@ def main() -> None:
                     "",
                 )
             )
+    piecewise = piecewise_throughput(3 * repetitions)
+    for name, path in [
+        ("jaxdecay", "config closed over"),
+        ("jaxdecay argument", "config as argument"),
+    ]:
+        rows.append(
+            (
+                f"jit, 4M int32 steps (steps/s): PiecewiseConstantDecay, {path}",
+                _rate(piecewise[name]),
+                _rate(piecewise["optax"]),
+                "-",
+                f"{piecewise[name] / piecewise['optax']:.2f}x / -",
+            )
+        )
     compiles = train_step_compile_time(repetitions)
     for name, path in [
         ("jaxdecay", "schedule closed over"),

@@ -8,6 +8,8 @@ from jaxdecay._interop import ExponentialDecayConfig as ExponentialDecayConfig
 from jaxdecay._inverse_time import InverseTimeDecay as InverseTimeDecay
 from jaxdecay._inverse_time import inverse_time_decay as inverse_time_decay
 from jaxdecay._optax_state import current_learning_rate as current_learning_rate
+from jaxdecay._piecewise import PiecewiseConstantDecay as PiecewiseConstantDecay
+from jaxdecay._piecewise import piecewise_constant_decay as piecewise_constant_decay
 from jaxdecay._program import Schedule as Schedule
 from jaxdecay._registry import deserialize as deserialize
 from jaxdecay._registry import serialize as serialize
@@ -18,11 +20,13 @@ __all__ = [
     "ExponentialDecay",
     "ExponentialDecayConfig",
     "InverseTimeDecay",
+    "PiecewiseConstantDecay",
     "Schedule",
     "__version__",
     "current_learning_rate",
     "deserialize",
     "exponential_decay",
     "inverse_time_decay",
+    "piecewise_constant_decay",
     "serialize",
 ]

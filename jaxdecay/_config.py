@@ -76,6 +76,10 @@ class Family(NamedTuple):
     optax: optax's schedule without a warmup, and with one (None: none).
     rate: the field whose value 1 means no change (`decay_rate`), if any: a
       value other than 1 that the compute dtype rounds to 1 warns.
+    check: (the validated fields by name) -> None, or raises: what no field's
+      own check can see (the counts of two sequences that go together).
+    optax_note: why optax has none of the family's schedules, said after
+      `to_optax()`'s refusal.
     """
 
     builder: str
@@ -85,6 +89,8 @@ class Family(NamedTuple):
     pieces: tuple[Piece, ...] = ()
     optax: tuple[str | None, str | None] = (None, None)
     rate: str | None = None
+    check: Callable[[Mapping[str, Any]], None] | None = None
+    optax_note: str = ""
 
 
 _C = TypeVar("_C", bound="Config")
@@ -101,8 +107,12 @@ class Config:
         # normalized values are stored, so equal schedules compare and hash equal
         # however their numbers were given.
         values = self.spec.check({n: getattr(self, n) for n in self.spec.names})
+        if self.family.check is not None:
+            self.family.check(values)
         for name, value in values.items():
             object.__setattr__(self, name, value)
+        counts = tuple(count(values[name]) for name in self.spec.sequences)
+        object.__setattr__(self, "_counts", counts)
         _warn_if_rounded_away(self.spec, self.family, values)
         pieces = tuple(p.name for p in self.family.pieces if p.used(values))
         object.__setattr__(self, "_pieces", pieces)
@@ -125,7 +135,8 @@ class Config:
     def _program(self, prepared: tuple[Any, ...] | None = None) -> _program.Program:
         static = tuple((n, getattr(self, n)) for n in self.spec.structure)
         cls: Any = type(self)  # a class is hashable, whatever its instances
-        plan = _plan(cls, static, self.__dict__["_pieces"])
+        counts = tuple(zip(self.spec.sequences, self.__dict__["_counts"], strict=True))
+        plan = _plan(cls, static, self.__dict__["_pieces"], counts)
         arguments = {name: getattr(self, name) for name in self.spec.math}
         return _program.Program(plan, arguments, prepared)
 
@@ -161,8 +172,12 @@ class Config:
         config: dict[str, Any] = {}
         for item in self.spec.fields:
             value = getattr(self, item.name)
-            if role(item).leaf and value is not None:
-                value = _number(item.name, value, self.spec.number_type(item.name))
+            kind = self.spec.number_type(item.name) if role(item).leaf else None
+            if kind is not None and role(item).sequence:
+                entries = _entries(item.name, value)
+                value = [_number(item.name, x, kind) for x in entries]
+            elif kind is not None and value is not None:
+                value = _number(item.name, value, kind)
             if role(item).keras or not _same(value, item.default):
                 config[item.name] = value
         return config
@@ -301,9 +316,10 @@ class Config:
         None): the schedule itself is what optax takes as a learning rate."""
         if self.family.optax[0] is None:
             name = type(self).__name__
+            note = f" ({self.family.optax_note})" if self.family.optax_note else ""
             raise ValueError(
-                f"optax has no schedule like {name}; pass the {name} itself to "
-                "an optax optimizer as the learning rate"
+                f"optax has no schedule like {name}{note}; pass the {name} itself "
+                "to an optax optimizer as the learning rate"
             )
 
     def _warmups(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
@@ -368,11 +384,16 @@ def _warn_if_rounded_away(
     # The type's own name: `dtype.name` imports a NumPy module on first use, and
     # a loader imports nothing.
     compute_name = compute.type.__name__
-    for name in spec.leaves:
-        value = values[name]
-        if name in spec.integer_leaves or not isinstance(
-            value, (int, float, np.generic)
-        ):
+    numbers = [
+        (f"{name}[{i}]" if name in spec.sequences else name, value)
+        for name in spec.leaves
+        if name not in spec.integer_leaves
+        for i, value in enumerate(
+            values[name] if isinstance(values[name], tuple) else (values[name],)
+        )
+    ]
+    for name, value in numbers:
+        if not isinstance(value, (int, float, np.generic)):
             continue
         with np.errstate(over="ignore", under="ignore"):
             rounded = compute.type(value)
@@ -442,7 +463,31 @@ def _hashable(name: str, value: Any) -> Any:
         return ("array", array.dtype.str, array.shape, array.tobytes())
     if isinstance(value, (float, np.floating)) and value == 0:
         return (value, math.copysign(1, value))
+    if isinstance(value, tuple):  # a sequence
+        return tuple(_hashable(name, x) for x in value)
     return value
+
+
+def count(value: Any) -> int:
+    """The count of a sequence field's numbers: a tuple's length, or the last
+    axis of an array, a traced value or `Words` (a batch of configs)."""
+    if isinstance(value, tuple) and not isinstance(value, _steps.Words):
+        return len(value)
+    array = value.hi if isinstance(value, _steps.Words) else value
+    return int(np.shape(array)[-1])
+
+
+def _entries(field: str, value: Any) -> tuple[Any, ...]:
+    """A sequence field's numbers; a batch or a traced value is refused."""
+    if isinstance(value, tuple) and not isinstance(value, _steps.Words):
+        return value
+    known = not isinstance(value, _steps.Words) and not _validation.is_traced(value)
+    if known and np.ndim(value) == 1:
+        return tuple(np.asarray(value))
+    raise TypeError(
+        f"cannot serialize {field}: it is {_describe_value(value)}, not a list of "
+        "numbers; serialize each config of a batch on its own, outside jit"
+    )
 
 
 def _number(field: str, value: Any, kind: type[int] | type[float]) -> Any:
@@ -467,16 +512,23 @@ def _describe_value(value: Any) -> str:
 
 
 @functools.cache
-def _plan(cls: Any, static: tuple[Any, ...], pieces: tuple[str, ...]) -> Plan:
-    """The program plan of a class, its static fields and the pieces a config uses:
-    each part with the leaves its fields declare."""
+def _plan(
+    cls: Any,
+    static: tuple[Any, ...],
+    pieces: tuple[str, ...],
+    counts: tuple[tuple[str, int], ...] = (),
+) -> Plan:
+    """The program plan of a class, its static fields, the pieces a config uses
+    and the counts of its sequences: each part with the leaves its fields
+    declare."""
     spec, family = cls.spec, cls.family
 
     def part(kernel: Kernel, name: str | None) -> Part:
         return Part(kernel, *spec.part_leaves(name))
 
     used = tuple(part(p.kernel, p.name) for p in family.pieces if p.name in pieces)
-    return Plan(family.builder, part(family.kernel, None), used, static, family.peak)
+    family_part = part(family.kernel, None)
+    return Plan(family.builder, family_part, used, static, family.peak, counts)
 
 
 # ---------------------------------------------------------------------------
@@ -561,9 +613,10 @@ def _flatten_with_keys(
     # so that a program taking a config computes from prepared constants and
     # compiles no preparation. The floats in the compute dtype, whatever their
     # type; the integers as two words each, so that they are data without x64
-    # too. None (no end_learning_rate) is no leaf. The pieces in use are
-    # structure, as static fields are: a config without a warmup runs no ramp on
-    # any path. The labels ride along without being structure.
+    # too. None (no end_learning_rate) is no leaf. A sequence is one leaf, its
+    # numbers along the last axis, and its count is structure. The pieces in
+    # use are structure, as static fields are: a config without a warmup runs no
+    # ramp on any path. The labels ride along without being structure.
     spec = schedule.spec
     children = [
         (
@@ -581,6 +634,7 @@ def _flatten_with_keys(
         (jax.tree_util.GetAttrKey(f"_constants{i}"), x) for i, x in enumerate(constants)
     ]
     structure = tuple(getattr(schedule, name) for name in spec.structure)
+    structure += schedule.__dict__["_counts"]
     labels = tuple(getattr(schedule, name) for name in spec.labels)
     return tuple(children), (*structure, schedule.__dict__["_pieces"], Labels(labels))
 
@@ -607,7 +661,7 @@ def _float_leaf(value: Any) -> Any:
     """A float field's value as a leaf: in the compute dtype, so that any Python
     or NumPy number gives the same leaf type (None stays None)."""
     compute = _program.compute_dtype()
-    if isinstance(value, (int, float, np.generic, np.ndarray)):
+    if isinstance(value, (int, float, np.generic, np.ndarray, tuple)):
         return np.asarray(value, compute)
     if isinstance(value, jax.Array) and jax.numpy.issubdtype(value.dtype, np.number):
         return value.astype(compute)
@@ -626,17 +680,24 @@ def _unflatten(cls: type[_C], aux: tuple[Any, ...], children: Any) -> _C:
     # constants after the numbers (none from a program exported without them).
     schedule = object.__new__(cls)
     *structure, pieces, labels = aux
+    spec = cls.spec
+    counts = tuple(structure[len(spec.structure) :])
+    structure = structure[: len(spec.structure)]
     children = tuple(children)
-    count = len(cls.spec.leaves)
-    for name, value in zip(cls.spec.leaves, children[:count], strict=True):
+    count = len(spec.leaves)
+    for name, value in zip(spec.leaves, children[:count], strict=True):
         if isinstance(value, _steps.Words):
             value = _steps.from_words(value)
+            known = not isinstance(value, _steps.Words)
+            if name in spec.sequences and known and np.ndim(value) == 1:
+                value = tuple(int(x) for x in value)  # as validation makes it
         object.__setattr__(schedule, name, value)
     for name, value in zip(cls.spec.structure, structure, strict=True):
         object.__setattr__(schedule, name, value)
     for name, value in zip(cls.spec.labels, labels.values, strict=True):
         object.__setattr__(schedule, name, value)
     object.__setattr__(schedule, "_pieces", pieces)
+    object.__setattr__(schedule, "_counts", counts)
     constants = children[count:]
     if constants:  # none from a program exported without them
         object.__setattr__(schedule, "_constant_leaves", constants)

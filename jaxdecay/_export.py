@@ -21,6 +21,7 @@ from jaxdecay._config import Config, Labels
 from jaxdecay._fields import role
 from jaxdecay._registry import FAMILIES
 from jaxdecay._steps import Words
+from jaxdecay._validation import MAX_COUNT, check_integer
 
 # Names in serialized programs: changing one makes older programs unreadable.
 _WORDS_NAME = "jaxdecay.Words"
@@ -29,7 +30,8 @@ _DTYPE, _PIECES = "dtype", "pieces"
 
 
 def _keys(cls: type[Config]) -> tuple[str, ...]:
-    return (*cls.spec.structure, *cls.spec.labels, _PIECES)
+    counts = tuple(f"{name}.count" for name in cls.spec.sequences)
+    return (*cls.spec.structure, *counts, *cls.spec.labels, _PIECES)
 
 
 def _serialize_aux(cls: type[Config], aux: tuple[Any, ...]) -> bytes:
@@ -64,6 +66,10 @@ def _deserialize_aux(cls: type[Config], data: bytes) -> tuple[Any, ...]:
         )
     spec = cls.spec
     structure = [role(spec.field(n)).check(n, fields[n]) for n in spec.structure]
+    structure += [
+        check_integer(f"{n}.count", fields[f"{n}.count"], minimum=1, maximum=MAX_COUNT)
+        for n in spec.sequences
+    ]
     labels = tuple(role(spec.field(n)).check(n, fields[n]) for n in spec.labels)
     return (*structure, _pieces(cls, fields[_PIECES]), Labels(labels))
 

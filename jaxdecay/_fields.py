@@ -47,6 +47,8 @@ class Role:
       part: the piece that reads the field (such as "warmup"), or None for the
         family itself.
       label: a static field that does not change the math (the schedule's name).
+      sequence: a leaf that is a tuple of numbers, not one: the numbers are one
+        leaf (an array along its last axis) and their count is structure.
     """
 
     check: Check
@@ -56,6 +58,7 @@ class Role:
     format: int = 1
     part: str | None = None
     label: bool = False
+    sequence: bool = False
 
 
 _ROLE = "jaxdecay"  # the key of a field's role in its dataclass metadata
@@ -70,12 +73,13 @@ def field(
     format: int = 1,
     part: str | None = None,
     label: bool = False,
+    sequence: bool = False,
     default: Any = dataclasses.MISSING,
 ) -> Any:
     """A dataclass field with its `Role`; `optax` is one argument or one per optax
     schedule."""
     arguments = (optax,) if isinstance(optax, Optax) else optax
-    role = Role(check, leaf, keras, tuple(arguments), format, part, label)
+    role = Role(check, leaf, keras, tuple(arguments), format, part, label, sequence)
     return dataclasses.field(default=default, metadata={_ROLE: role})
 
 
@@ -122,6 +126,11 @@ class Spec:
     def math(self) -> tuple[str, ...]:
         """The fields the math reads: all but the labels."""
         return tuple(item.name for item in self.fields if not role(item).label)
+
+    @functools.cached_property
+    def sequences(self) -> tuple[str, ...]:
+        """The leaves that are tuples of numbers (their counts are structure)."""
+        return tuple(n for n in self.leaves if role(self.field(n)).sequence)
 
     @functools.cached_property
     def integer_leaves(self) -> frozenset[str]:
@@ -194,14 +203,24 @@ class Spec:
 
     def plain_type(self, name: str) -> Any:
         """A field's type as plain Python types (NumPy scalars dropped), as OmegaConf
-        and JSON know them: `float`, `float | None`, `int`, `bool`, `str | None`."""
+        and JSON know them: `float`, `float | None`, `int`, `bool`, `str | None`,
+        and `list[int]` or `list[float]` for a sequence."""
         hint = typing.get_type_hints(self.cls)[name]
+        if typing.get_origin(hint) is tuple:  # a sequence: tuple[int, ...]
+            element = self._plain(typing.get_args(hint)[0])
+            return list[element]  # type: ignore[valid-type]
+        return self._plain(hint)
+
+    @staticmethod
+    def _plain(hint: Any) -> Any:
         kept = [t for t in typing.get_args(hint) or (hint,) if t is not np.generic]
         return functools.reduce(operator.or_, kept)
 
     def number_type(self, name: str) -> type[int] | type[float]:
         """`int` or `float`: the number a leaf field holds."""
         plain = self.plain_type(name)
+        if typing.get_origin(plain) is list:
+            plain = typing.get_args(plain)[0]
         kind: type[int] | type[float] = next(
             t for t in typing.get_args(plain) or (plain,) if t in (int, float)
         )

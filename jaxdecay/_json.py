@@ -65,7 +65,7 @@ def parse_json(text: str | bytes | bytearray) -> Any:
         raise ValueError("JSON text is nested too deeply") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"not valid JSON: {error}") from None
-    if refused:  # in an array, or the whole text
+    if refused:  # in a nested array, or the whole text
         raise ValueError(refused[0].unkeyed)
     return data
 
@@ -129,6 +129,10 @@ def _to_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             )
         if isinstance(value, _Refused):
             raise ValueError(f"{field_name(key)} {value.keyed}")
+        if isinstance(value, list):  # a list of numbers names the entry
+            for index, entry in enumerate(value):
+                if isinstance(entry, _Refused):
+                    raise ValueError(f"{field_name(key)}[{index}] {entry.keyed}")
         result[key] = value
     return result
 

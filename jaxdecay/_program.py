@@ -74,10 +74,15 @@ class Plan(NamedTuple):
     pieces: tuple[Part, ...]
     static: tuple[tuple[str, Any], ...]
     peak: str
+    counts: tuple[tuple[str, int], ...] = ()  # the count of each sequence field
 
     @property
     def parts(self) -> tuple[Part, ...]:
         return (self.family, *self.pieces)
+
+    def width(self, name: str) -> int:
+        """The numbers a field packs: its count for a sequence, else 1."""
+        return dict(self.counts).get(name, 1)
 
 
 # ---------------------------------------------------------------------------
@@ -87,33 +92,60 @@ class Plan(NamedTuple):
 
 def pack(plan: Plan, numbers: Numbers) -> tuple[Any, Any]:
     """A validated config's numbers as the program's data: two arrays, the floats
-    (None as NaN) in the compute dtype as it stands and the integers' words as
-    uint32, part after part, along the last axis (a batch of configs before it).
+    (None as NaN) in the compute dtype as it stands and the integers' words (high,
+    low) as uint32, part after part, along the last axis (a batch of configs
+    before it); a sequence field packs its count of numbers in their order.
 
     Known scalars are packed by NumPy (a program argument costs a transfer each),
     arrays and traced values by JAX; both round a float to the compute dtype once.
     """
     compute = compute_dtype()
+    counts = dict(plan.counts)
     floats = [
-        np.nan if numbers[name] is None else numbers[name]
+        (name, np.nan if numbers[name] is None else numbers[name])
         for part in plan.parts
         for name in part.floats
     ]
-    integers = [numbers[name] for part in plan.parts for name in part.integers]
-    if all(isinstance(x, (float, int, np.generic)) for x in floats) and all(
-        isinstance(x, int) for x in integers
-    ):
-        known = [word for x in integers for word in (x >> 32, x)]
-        return np.array(floats, compute), np.array(known, np.uint64).astype(np.uint32)
-    words = [word for x in integers for word in _steps.to_words(x)]
-    columns = jnp.broadcast_arrays(
-        *(jnp.asarray(x).astype(compute) for x in floats),
-        *(jnp.asarray(x).astype(jnp.uint32) for x in words),
-    )
+    integers = [(name, numbers[name]) for part in plan.parts for name in part.integers]
+    known_floats = [x for _, value in floats for x in _known(value, float)]
+    known_integers = [x for _, value in integers for x in _known(value, int)]
+    if None not in known_floats and None not in known_integers:
+        mask = 0xFFFFFFFF  # a negative integer's words, as two's complement
+        known = [w & mask for x in known_integers for w in (x >> 32, x)]
+        return (
+            np.array(known_floats, compute),
+            np.array(known, np.uint64).astype(np.uint32),
+        )
+    # Columns along the last axis: a scalar's one number, a sequence's count, an
+    # integer's words interleaved as NumPy's (high, low, high, low, ...).
+    columns = [
+        _column(jnp.asarray(value).astype(compute), name in counts)
+        for name, value in floats
+    ]
+    for name, value in integers:
+        hi, lo = jnp.broadcast_arrays(*_steps.to_words(value))
+        pair = jnp.stack([hi.astype(jnp.uint32), lo.astype(jnp.uint32)], -1)
+        columns.append(pair.reshape(*pair.shape[:-2], -1) if name in counts else pair)
+    batch = jnp.broadcast_shapes(*(column.shape[:-1] for column in columns))
+    columns = [jnp.broadcast_to(c, (*batch, c.shape[-1])) for c in columns]
     return (
-        jnp.stack(columns[: len(floats)], -1),
-        jnp.stack(columns[len(floats) :], -1),
+        jnp.concatenate(columns[: len(floats)], -1),
+        jnp.concatenate(columns[len(floats) :], -1),
     )
+
+
+def _known(value: Any, kind: type) -> list[Any]:
+    """A field's numbers when known Python (or NumPy) scalars, or a tuple of them;
+    `[None]` otherwise (an array or a traced value, which JAX packs)."""
+    scalars = (float, int, np.generic) if kind is float else (int,)
+    values = value if isinstance(value, tuple) else (value,)
+    if all(isinstance(x, scalars) for x in values):
+        return list(values)
+    return [None]
+
+
+def _column(array: jax.Array, sequence: bool) -> jax.Array:
+    return array if sequence else array[..., None]
 
 
 def compute_dtype() -> np.dtype[Any]:
@@ -233,23 +265,24 @@ def _parts(
     """Each part, with its numbers by name from its slices of the packed arrays."""
     parts = []
     start_float = start_word = 0
+    counts = dict(plan.counts)
     for index, part in enumerate(plan.parts):
-        part_floats = floats[start_float : start_float + len(part.floats)]
-        part_words = words[start_word : start_word + 2 * len(part.integers)]
-        start_float += len(part.floats)
-        start_word += 2 * len(part.integers)
-        parts.append((index, part, _numbers(part, part_floats, part_words)))
+        numbers: dict[str, Any] = {}
+        for name in part.floats:
+            width = plan.width(name)
+            block = floats[start_float : start_float + width]
+            numbers[name] = block if name in counts else block[0]
+            start_float += width
+        for name in part.integers:
+            width = 2 * plan.width(name)
+            block = words[start_word : start_word + width]
+            hi, lo = block[0::2], block[1::2]
+            if name not in counts:
+                hi, lo = hi[0], lo[0]
+            numbers[name] = Words(hi.astype(np.int32), lo.astype(np.uint32))
+            start_word += width
+        parts.append((index, part, numbers))
     return parts
-
-
-def _numbers(part: Part, floats: Any, words: Any) -> dict[str, Any]:
-    """A part's numbers by name from its slices of the arrays: the integers as
-    `Words` (the high word signed, the low word unsigned)."""
-    numbers: dict[str, Any] = {name: floats[k] for k, name in enumerate(part.floats)}
-    for k, name in enumerate(part.integers):
-        hi, lo = words[2 * k], words[2 * k + 1]
-        numbers[name] = Words(hi.astype(np.int32), lo.astype(np.uint32))
-    return numbers
 
 
 def _prepare_host(plan: Plan, floats: Any, words: Any) -> tuple[np.ndarray, ...]:
@@ -391,8 +424,8 @@ def _layout(plan: Plan, index: int, compute: Any) -> _Layout:
     by tracing it abstractly."""
     key = (plan, index, np.dtype(compute))
     if key not in _LAYOUTS:
-        floats = sum(len(part.floats) for part in plan.parts)
-        words = sum(2 * len(part.integers) for part in plan.parts)
+        floats = sum(plan.width(n) for part in plan.parts for n in part.floats)
+        words = sum(2 * plan.width(n) for part in plan.parts for n in part.integers)
         jax.eval_shape(
             functools.partial(_prepare_one, plan=plan),
             jax.ShapeDtypeStruct((floats,), compute),  # type: ignore[no-untyped-call]

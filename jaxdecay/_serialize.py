@@ -86,7 +86,7 @@ def deserialize(data: Any, classes: Classes) -> Any:
     if not {"class_name", "config"} & data.keys():
         bare = bare_class(data, classes)
         if bare is not None:  # a bare get_config() dict, which the command line reads
-            _check_no_containers(data)
+            _check_no_containers(data, bare.spec)
             return bare.from_config(data)
     # First: a newer format is refused as such, whatever else it holds.
     _check_format(data, classes)
@@ -100,7 +100,7 @@ def deserialize(data: Any, classes: Classes) -> Any:
     cls = _class_of(data, classes)
     config = data["config"]
     if isinstance(config, Mapping):
-        _check_no_containers(config)
+        _check_no_containers(config, cls.spec)
     return cls.from_config(config)
 
 
@@ -164,13 +164,29 @@ def _class_of(data: Mapping[Any, Any], classes: Classes) -> Any:
     return classes[class_name]
 
 
-def _check_no_containers(config: Mapping[Any, Any]) -> None:
-    """Refuses a container as a config value: no field takes one, and refused here,
-    a value of any size or depth never reaches a message that shows it whole."""
+_CONTAINERS = (Mapping, list, tuple, set, frozenset)
+
+
+def _check_no_containers(config: Mapping[Any, Any], spec: Spec) -> None:
+    """Refuses a container as a config value, but a list of numbers for a
+    sequence field (whose own check bounds its length): refused here, a value of
+    any size or depth never reaches a message that shows it whole."""
     for key, value in config.items():
-        if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        if key in spec.sequences and isinstance(value, (list, tuple)):
+            for index, entry in enumerate(value):
+                if isinstance(entry, _CONTAINERS):
+                    raise TypeError(
+                        f"{key}[{index}] must be a number, got {preview(entry)} of "
+                        f"type {type(entry).__name__}"
+                    )
+        elif isinstance(value, _CONTAINERS):
+            kinds = (
+                "a list of numbers"
+                if key in spec.sequences
+                else ("a number, a bool, a string or null")
+            )
             raise TypeError(
-                f"{field_name(key)} must be a number, a bool, a string or null, got "
+                f"{field_name(key)} must be {kinds}, got "
                 f"{preview(value)} of type {type(value).__name__}"
             )
 

@@ -20,7 +20,8 @@ from jaxdecay._validation import is_traced
 
 
 class Words(NamedTuple):
-    """An integer in [0, 2**63 - 1] as its high (int32) and low (uint32) words.
+    """A 64-bit signed integer as its high (int32) and low (uint32) words (the
+    integer fields are in [0, 2**63 - 1], a sequence's may be negative).
 
     JAX without x64 has no integer type for `decay_steps` or `transition_begin`
     beyond 2**31; as two words they are data on every path, exactly.
@@ -34,17 +35,21 @@ ONE = Words(np.int32(0), np.uint32(1))
 
 
 def to_words(value: Any) -> Words:
-    """`value` (an int, an integer array, or `Words`) as `Words`."""
+    """`value` (an int, a tuple of ints, an integer array, or `Words`) as
+    `Words`."""
     if isinstance(value, Words):
         return value
-    if isinstance(value, (int, np.integer, np.ndarray)):
+    if isinstance(value, (int, np.integer, np.ndarray, tuple)):
         # Arrays, never NumPy scalars: checkpointers (orbax) take arrays only.
         wide = np.asarray(value, np.int64)
         high, low = np.asarray(wide >> 32, np.int32), np.asarray(wide & 0xFFFFFFFF)
         return Words(high, low.astype(np.uint32))
     array = jnp.asarray(value)
     if array.dtype.itemsize <= 4:
-        return Words(jnp.zeros(array.shape, jnp.int32), array.astype(jnp.uint32))
+        signed = jnp.issubdtype(array.dtype, jnp.signedinteger)
+        signs = array.astype(jnp.int32) >> 31  # the high word of a negative one
+        hi = signs if signed else jnp.zeros(array.shape)
+        return Words(hi.astype(jnp.int32), array.astype(jnp.uint32))
     hi = (array >> 32).astype(jnp.int32)
     return Words(hi, (array & 0xFFFFFFFF).astype(jnp.uint32))
 

@@ -233,6 +233,39 @@ def integer(*, minimum: int, maximum: int = INT64_MAX) -> Check:
     return functools.partial(check_integer, minimum=minimum, maximum=maximum)
 
 
+MAX_COUNT = 10_000
+"""The most numbers a sequence field holds: its count is structure (a program
+per count), and each number costs every step a comparison."""
+
+
+def sequence(element: Check, *, maximum: int = MAX_COUNT) -> Check:
+    """The validator of a field that is a tuple of numbers: a list, tuple or 1-d
+    array of 1 to `maximum` numbers, each checked by `element` (named
+    `name[i]`), returned as a tuple; an array of 2 or more dimensions is a batch
+    of configs (the last axis the numbers), checked by dtype, and a traced one
+    passes."""
+
+    def check(name: str, value: Any) -> Any:
+        if isinstance(value, (np.ndarray, jax.Array)) and (
+            value.ndim >= 2 or is_traced(value)
+        ):
+            if value.ndim == 0:
+                raise TypeError(f"{name} must be a list of numbers, got a scalar")
+            return element(name, value)  # the dtype (and a known batch's values)
+        if isinstance(value, (np.ndarray, jax.Array)) and value.ndim == 1:
+            value = list(np.asarray(value))
+        # Any sequence but text (an OmegaConf ListConfig too).
+        if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+            raise TypeError(f"{name} must be a list of numbers, got {_describe(value)}")
+        if not 1 <= len(value) <= maximum:
+            raise ValueError(
+                f"{name} must have 1 to {maximum} entries, got {len(value)}"
+            )
+        return tuple(element(f"{name}[{i}]", x) for i, x in enumerate(list(value)))
+
+    return check
+
+
 def boolean(name: str, value: Any) -> bool:
     """The validator of a bool field."""
     return check_bool(name, value)

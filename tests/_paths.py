@@ -2,8 +2,9 @@
 
 The paths: an eager call on an array of steps and on scalar steps, `jax.jit` of the
 schedule, the config as a jit argument, one row of `jax.vmap` over stacked configs,
-the family's builder, and the learning rate `optax.sgd` applies. Any family with an
-`initial_learning_rate` and a `decay_rate` runs them.
+the family's builder, and the learning rate `optax.sgd` applies. Any family runs
+them (given two configs to stack with it, if it has no `initial_learning_rate` and
+`decay_rate`).
 """
 
 from __future__ import annotations
@@ -40,12 +41,15 @@ SWEPT = jax.jit(jax.vmap(lambda c, s: c(s), in_axes=(0, None)))
 IN_OPTAX = jax.jit(jax.vmap(lambda c, s: optax_lr(c, s), in_axes=(None, 0)))
 
 
-def paths(config: Any, steps: Any) -> dict[str, Any]:
-    """The learning rate at `steps` (int32) by every path, as arrays."""
-    others = [
-        dataclasses.replace(config, initial_learning_rate=0.5),
-        dataclasses.replace(config, decay_rate=0.25),
-    ]
+def paths(config: Any, steps: Any, others: list[Any] | None = None) -> dict[str, Any]:
+    """The learning rate at `steps` (int32) by every path, as arrays; `others` are
+    two configs stacked around it for the vmapped row (by default, variants of its
+    `initial_learning_rate` and `decay_rate`)."""
+    if others is None:
+        others = [
+            dataclasses.replace(config, initial_learning_rate=0.5),
+            dataclasses.replace(config, decay_rate=0.25),
+        ]
     rows = SWEPT(stack([others[0], config, others[1]]), steps)
     scalars = [config(int(step)) for step in steps[:4]]
     scalars += [config(np.int32(step)) for step in steps[4:8]]

@@ -48,17 +48,17 @@ def json_of(cell):
     return text
 
 
-def read_page():
+def read_page(base_marker=BASE_MARKER, table_marker=TABLE_MARKER):
     """(base config, rows) from the page; rows are (id, where, json, error,
     message) with `json` None for *absent*."""
     text = PAGE.read_text(encoding="utf-8")
-    if TABLE_MARKER not in text or BASE_MARKER not in text:
+    if table_marker not in text or base_marker not in text:
         return None, []
     base = re.search(
-        re.escape(BASE_MARKER) + r"\s*```json\n(.*?)```", text, flags=re.DOTALL
+        re.escape(base_marker) + r"\s*```json\n(.*?)```", text, flags=re.DOTALL
     )
     assert base, "the base config must follow its marker as a ```json block"
-    table = text.split(TABLE_MARKER, 1)[1].strip().splitlines()
+    table = text.split(table_marker, 1)[1].strip().splitlines()
     assert table[0].startswith("| Where | JSON | Error | Message |"), table[0]
     rows = []
     for line in table[2:]:
@@ -75,15 +75,20 @@ def read_page():
 
 
 BASE, ROWS = read_page()
+PIECEWISE_BASE_MARKER = "<!-- docs:bad-inputs-base-piecewise -->"
+PIECEWISE_TABLE_MARKER = "<!-- docs:bad-inputs-piecewise -->"
+PIECEWISE_BASE, PIECEWISE_ROWS = read_page(
+    PIECEWISE_BASE_MARKER, PIECEWISE_TABLE_MARKER
+)
 
 
-def text_for(where, source):
+def text_for(where, source, base=None):
     """The base config's JSON text with `source` at `where` (or the key removed),
     or `source` alone for the whole text. Inserted as text, so that NaN literals,
     long integers and duplicate keys reach the parser as written."""
     if where == WHOLE_TEXT:
         return source
-    data = copy.deepcopy(BASE)
+    data = copy.deepcopy(BASE if base is None else base)
     *parents, key = where.split(".")
     target = data
     for parent in parents:
@@ -162,7 +167,48 @@ def test_row(read, where, source, error, message):
     assert str(raised.value) == message
 
 
-EVERY_FAMILY = "['ExponentialDecay', 'InverseTimeDecay']"
+EVERY_FAMILY = "['ExponentialDecay', 'InverseTimeDecay', 'PiecewiseConstantDecay']"
+
+
+def test_piecewise_base_config_is_what_jaxdecay_writes_and_loads():
+    assert PIECEWISE_BASE is not None, f"no base config ({PIECEWISE_BASE_MARKER})"
+    schedule = jaxdecay.PiecewiseConstantDecay([1000, 2000], [0.1, 0.05, 0.01])
+    assert jaxdecay.serialize(schedule) == PIECEWISE_BASE
+    assert jaxdecay.deserialize(json.dumps(PIECEWISE_BASE)) == schedule
+
+
+def test_piecewise_table_has_the_required_rows():
+    present = {(where, source) for _, where, source, _, _ in PIECEWISE_ROWS}
+    required = [
+        ("config.boundaries", "[2000, 1000]"),  # not increasing
+        ("config.boundaries", "[1000, 1000]"),
+        ("config.boundaries", "[1000.5, 2000]"),  # not an integer
+        ("config.boundaries", "[]"),  # empty
+        ("config.values", "[0.1, 0.05]"),  # one too few
+        ("config.values", "[0.1, 0.05, 0.01, 0.001]"),  # one too many
+        ("config.values", "[0.1, NaN, 0.01]"),  # not finite
+    ]
+    missing = [row for row in required if row not in present]
+    assert not missing, f"the piecewise table lacks rows for {missing}"
+
+
+@pytest.mark.parametrize(
+    ("where", "source", "error", "message"),
+    [pytest.param(*row[1:], id=row[0]) for row in PIECEWISE_ROWS]
+    or [pytest.param(None, None, None, None, id="the page has no piecewise table")],
+)
+@pytest.mark.parametrize(
+    "read",
+    [jaxdecay.deserialize, jaxdecay.PiecewiseConstantDecay.from_json],
+    ids=["deserialize", "from_json"],
+)
+def test_piecewise_row(read, where, source, error, message):
+    assert PIECEWISE_ROWS, f"no piecewise table ({PIECEWISE_TABLE_MARKER})"
+    text = text_for(where, source, PIECEWISE_BASE)
+    with pytest.raises(ERRORS[error]) as raised:
+        read(text)
+    assert type(raised.value) is ERRORS[error]
+    assert str(raised.value) == message
 
 
 # ---------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from jaxdecay._interop import ExponentialDecayConfig as ExponentialDecayConfig
 from jaxdecay._inverse_time import InverseTimeDecay as InverseTimeDecay
 from jaxdecay._inverse_time import inverse_time_decay as inverse_time_decay
 from jaxdecay._optax_state import current_learning_rate as current_learning_rate
+from jaxdecay._polynomial import PolynomialDecay as PolynomialDecay
+from jaxdecay._polynomial import polynomial_decay as polynomial_decay
 from jaxdecay._program import Schedule as Schedule
 from jaxdecay._registry import deserialize as deserialize
 from jaxdecay._registry import serialize as serialize
@@ -18,11 +20,13 @@ __all__ = [
     "ExponentialDecay",
     "ExponentialDecayConfig",
     "InverseTimeDecay",
+    "PolynomialDecay",
     "Schedule",
     "__version__",
     "current_learning_rate",
     "deserialize",
     "exponential_decay",
     "inverse_time_decay",
+    "polynomial_decay",
     "serialize",
 ]

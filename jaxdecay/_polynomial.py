@@ -116,8 +116,11 @@ def _prepare(
     near, far = ops.where(from_end, end, initial), ops.where(from_end, initial, end)
     exponent = binade(far, fmt)
     half = exponent >> 1
-    down = power_of_two(-half, fmt) * power_of_two(half - exponent, fmt)
-    difference = two_sum(far * down, flush(-near * down, fmt))
+
+    def scaled(x: Any) -> Any:  # x * 2**-E in two exact steps: 2**-E may be subnormal
+        return x * power_of_two(-half, fmt) * power_of_two(half - exponent, fmt)
+
+    difference = two_sum(scaled(far), flush(scaled(-near), fmt))
     power_exponent, significand = unpack(
         ops.bitcast(ops.where(power > 0, power, fmt.dtype.type(1)), fmt.int_dtype), fmt
     )
@@ -569,6 +572,15 @@ def _edges(config: PolynomialDecay, last: int, limit: int) -> tuple[np.ndarray, 
     return _steps.evenly(cycles, limit) * config.decay_steps, cycles
 
 
+def _bends(config: PolynomialDecay) -> tuple[int, ...]:
+    """The end of the decay; with cycles, the ends of the first 8 (each the end
+    learning rate, the next step high again) and the steps after them."""
+    steps = config.decay_steps
+    if not config.cycle:
+        return (steps,)
+    return tuple(k * steps + j for k in range(1, 9) for j in (0, 1))
+
+
 def _formula(config: PolynomialDecay, lead: int) -> str:
     elapsed = "step" if lead == 0 else f"(step - {lead})"
     steps = config.decay_steps
@@ -586,7 +598,7 @@ def _formula(config: PolynomialDecay, lead: int) -> str:
 
 _VIEW = _config.View(
     horizon=lambda config: (4 if config.cycle else 2) * config.decay_steps,
-    bends=lambda config: () if config.cycle else (config.decay_steps,),
+    bends=_bends,
     stepwise=lambda config: False,
     edges=_edges,
     formula=_formula,
@@ -692,10 +704,14 @@ class PolynomialDecay(_config.Config):
           {'init_value': 0.1, 'end_value': 0.01, 'power': 2.0, \
 'transition_steps': 1000, 'transition_begin': 0}
         """
-        arguments = super().optax_kwargs(warmup=warmup)
+        if _validation.check_bool("warmup", warmup):
+            raise ValueError(_NO_WARMUP)
+        arguments = super().optax_kwargs()
         return {**arguments, "transition_begin": 0}
 
     def _check_optax_has_one(self) -> None:
+        if self._warmups().any():
+            raise ValueError(_NO_WARMUP)
         if self.cycle:
             raise ValueError(
                 "optax.polynomial_schedule has no cycle; this schedule sets "
@@ -704,6 +720,11 @@ class PolynomialDecay(_config.Config):
             )
         super()._check_optax_has_one()
 
+
+_NO_WARMUP = (
+    "optax has no polynomial schedule with a warmup; pass the PolynomialDecay "
+    "itself to an optax optimizer as the learning rate"
+)
 
 polynomial_decay = _config.builder(
     PolynomialDecay,

@@ -3,7 +3,8 @@
 The paths: an eager call on an array of steps and on scalar steps, `jax.jit` of the
 schedule, the config as a jit argument, one row of `jax.vmap` over stacked configs,
 the family's builder, and the learning rate `optax.sgd` applies. Any family with an
-`initial_learning_rate` and a `decay_rate` runs them.
+`initial_learning_rate` and a second float field (`decay_rate`, or
+`end_learning_rate`) runs them.
 """
 
 from __future__ import annotations
@@ -42,9 +43,17 @@ IN_OPTAX = jax.jit(jax.vmap(lambda c, s: optax_lr(c, s), in_axes=(None, 0)))
 
 def paths(config: Any, steps: Any) -> dict[str, Any]:
     """The learning rate at `steps` (int32) by every path, as arrays."""
+    spec = config.spec
+    second = next(  # the family's float field after the initial rate
+        name
+        for name in spec.leaves
+        if name not in spec.integer_leaves
+        and name != "initial_learning_rate"
+        and spec.field(name).metadata["jaxdecay"].part is None
+    )
     others = [
         dataclasses.replace(config, initial_learning_rate=0.5),
-        dataclasses.replace(config, decay_rate=0.25),
+        dataclasses.replace(config, **{second: 0.25}),
     ]
     rows = SWEPT(stack([others[0], config, others[1]]), steps)
     scalars = [config(int(step)) for step in steps[:4]]

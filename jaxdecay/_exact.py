@@ -64,6 +64,7 @@ from jaxdecay._dw import (
 
 __all__ = [
     "LOG_ONE",
+    "LOG_SPLIT",
     "Constants",
     "exp2_64",
     "ln2_64",
@@ -267,6 +268,7 @@ def log_index(m: Any, fmt: Format) -> tuple[Any, Any]:
 
 
 LOG_ONE = -_LOG_J_MIN  # the index of `log_index` whose c_j is 1
+LOG_SPLIT = _LOG_SPLIT  # m >= it is halved before `log_index`
 
 
 def ln2_64(fmt: Format) -> DW:
@@ -279,11 +281,7 @@ def exp2_64(index: jax.Array, fmt: Format) -> DW:
     """``2**(index / 64)`` for ``index`` in [0, 64) (uint32), a double word to
     ~2**-2p relative: the table of `scaled_pow` with a significand of 1."""
     tables = _tables(fmt)
-
-    def load(table: np.ndarray) -> jax.Array:
-        return jnp.asarray(table).at[index].get(mode="promise_in_bounds")
-
-    return load(tables.exp_hi), load(tables.exp_lo)
+    return fmt.ops.take(tables.exp_hi, index), fmt.ops.take(tables.exp_lo, index)
 
 
 def log2_64(exponent: Any, index: Any, r: DW, zero: Any, fmt: Format) -> DW:

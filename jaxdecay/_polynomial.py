@@ -34,6 +34,7 @@ from jax import lax
 from jaxdecay import _config, _divide, _exact, _steps, _validation, _warmup
 from jaxdecay._dw import (
     DW,
+    JAX,
     Format,
     binade,
     dw_add,
@@ -131,17 +132,7 @@ def _prepare(
         + ops.where(power == 1, integer(_LINEAR), nought)
         + ops.where(power == 0, integer(_FLAT), nought)
     )
-    divisor = None
-    if cycle:
-        unsigned = unsigned_dtype(fmt.dtype)
-        if host:
-            divisor = _divide.prepare_divisor_host(words.hi, words.lo, unsigned)
-        else:
-            # At least 1, as for a traced value that validation could not see.
-            lo_word = jnp.where(
-                (words.hi == 0) & (words.lo == 0), jnp.uint32(1), words.lo
-            )
-            divisor = _divide.prepare_divisor(words.hi, lo_word, unsigned)
+    divisor = _cycles(words, fmt, host) if cycle else None
     constants = _Constants(
         steps_hi=steps[0],
         steps_lo=steps[1],
@@ -157,6 +148,16 @@ def _prepare(
     )
     # The kernel works on bits: the derivatives come from `_decay`.
     return constants if host else lax.stop_gradient(constants)
+
+
+def _cycles(words: Any, fmt: Format, host: bool) -> _divide.Divisor:
+    """The divisor that counts the cycles: ``n // decay_steps``, exactly."""
+    unsigned = unsigned_dtype(fmt.dtype)
+    if host:
+        return _divide.prepare_divisor_host(words.hi, words.lo, unsigned)
+    # At least 1, as for a traced value that validation could not see.
+    lo_word = jnp.where((words.hi == 0) & (words.lo == 0), jnp.uint32(1), words.lo)
+    return _divide.prepare_divisor(words.hi, lo_word, unsigned)
 
 
 class _Where(NamedTuple):
@@ -182,7 +183,7 @@ def _evaluate(
     compute = initial.dtype
     steps, fits = _steps.unsigned(numbers["decay_steps"], unsigned_dtype(compute))
     whole, fraction = position.whole, position.fraction
-    part = jnp.zeros(whole.shape, compute)
+    part = None  # integer steps: no fraction, no derivative
     started = position.in_range & (whole > 0)
     if fraction is not None:
         # The fraction of a float step past step 0, where the curve starts: at 0
@@ -206,7 +207,8 @@ def _evaluate(
         steps=steps,
         fits=fits,
     )
-    part = jnp.where(started, part, 0)
+    if part is not None:
+        part = jnp.where(started, part, 0)
     return _decay(
         cycle,
         constants,
@@ -229,33 +231,36 @@ class _Ratio(NamedTuple):
 
 
 def _ratio(
-    cycle: bool, c: _Constants, where: _Where, part: jax.Array, fmt: Format
+    cycle: bool, c: _Constants, where: _Where, part: jax.Array | None, fmt: Format
 ) -> _Ratio:
     """The exact integers of ``r`` as double words: ``D = decay_steps`` (times
     the cycles), ``N = D - n`` and ``T = n``, ``n`` the step (its fraction
     included); exact below 2**(2p), and to ~u**2 beyond."""
     dtype = fmt.dtype
-    zeros = jnp.zeros_like(part)
-    steps = (c.steps_hi, c.steps_lo)
     whole = where.whole
+    zeros = jnp.zeros(whole.shape, dtype)
+    steps = (c.steps_hi, c.steps_lo)
     n = unsigned_double_word(whole, dtype)
-    elapsed = dw_add(n, (part, zeros))
+    elapsed = n if part is None else dw_add(n, (part, zeros))
     if cycle:
         assert c.divisor is not None
         stairs = _divide.divide(whole, c.divisor)
         count = whole - stairs * where.steps  # n mod decay_steps, exactly
-        at_edge = (count == 0) & (whole > 0) & (part == 0)
+        at_edge = (count == 0) & (whole > 0)
+        if part is not None:
+            at_edge = at_edge & (part == 0)
         start = unsigned_double_word(whole - count, dtype)
         denominator = dw_add(start, steps)
     else:
         count = whole
         at_edge = where.fits & (whole >= where.steps)
-        denominator = (jnp.broadcast_to(c.steps_hi, part.shape), zeros + c.steps_lo)
+        denominator = (zeros + c.steps_hi, zeros + c.steps_lo)
     negative = unsigned_double_word(count, dtype)
     rest = dw_add(steps, (-negative[0], -negative[1]))
-    rest = dw_add(rest, (-part, zeros))
+    if part is not None:
+        rest = dw_add(rest, (-part, zeros))
     edge = at_edge & ~where.hold
-    if where.far is None:
+    if where.far is None or part is None:
         return _Ratio(elapsed, rest, denominator, edge)
     # A float step beyond the integer range: in float arithmetic (a cycle's
     # remainder by fmod of the rounded decay_steps).
@@ -289,6 +294,19 @@ def _quotient(
     if cycle:
         return dw_div(x, ratio.denominator, zero, fmt)
     return dw_mul(x, (c.inverse_hi, c.inverse_lo), zero, fmt)
+
+
+def _isolated_take(table: Any, index: Any) -> jax.Array:
+    """A table lookup kept apart from the arithmetic around it: XLA on CPU does
+    not vectorize a loop that holds a gather, and the arithmetic is most of the
+    kernel's work (twice as fast so, at 4M steps)."""
+    index = lax.optimization_barrier(index)  # type: ignore[no-untyped-call]
+    value = jnp.asarray(table).at[index].get(mode="promise_in_bounds")
+    isolated: jax.Array = lax.optimization_barrier(value)  # type: ignore[no-untyped-call]
+    return isolated
+
+
+_OPS = JAX._replace(take=_isolated_take)
 
 
 class _Value(NamedTuple):
@@ -326,7 +344,7 @@ def _log2_64(quotient: DW, near_one: jax.Array, zero: Any, fmt: Format) -> DW:
     dtype, int_dtype = fmt.dtype, fmt.int_dtype
     safe = jnp.where(quotient[0] > 0, quotient[0], dtype.type(1))
     e, m = unpack(lax.bitcast_convert_type(safe, int_dtype), fmt)
-    halve = m >= dtype.type(_exact._LOG_SPLIT)
+    halve = m >= dtype.type(_exact.LOG_SPLIT)
     m = jnp.where(halve, m * dtype.type(0.5), m)  # exact
     e = jnp.where(halve, e + 1, e)
     index, inv = _exact.log_index(m, fmt)
@@ -413,14 +431,16 @@ def _value(
     initial: Any,
     end: Any,
     where: _Where,
-    part: jax.Array,
+    part: jax.Array | None,
 ) -> _Value:
-    fmt = format_for(initial.dtype)
+    fmt = dataclasses.replace(format_for(initial.dtype), ops=_OPS)
     dtype, int_dtype = fmt.dtype, fmt.int_dtype
     sign_bit = np.iinfo(int_dtype).min
+    # A subnormal rate is 0, as the constants took it (and arithmetic on CPU).
+    initial, end = flush(initial, fmt), flush(end, fmt)
     # +-0.0 from the step's bits: the compiler cannot prove it zero.
     zero = lax.bitcast_convert_type(
-        lax.bitcast_convert_type(part, int_dtype) & sign_bit, dtype
+        _steps.as_int(where.whole, int_dtype) & sign_bit, dtype
     )
     ratio = _ratio(cycle, c, where, part, fmt)
     from_end = (c.flags & _FROM_END) != 0
@@ -434,22 +454,60 @@ def _value(
     t = _select(near_one, quotient, other)
 
     def linear(_: Any) -> _Power:  # power == 1: r and 1 - r themselves
-        nothing = jnp.zeros(part.shape, int_dtype)
+        nothing = jnp.zeros(where.whole.shape, int_dtype)
         return _Power(r, nothing, t, nothing)
 
     def general(_: Any) -> _Power:
         return _raised(c, quotient, near_one, zero, fmt)
 
-    power = lax.cond(jnp.all((c.flags & _LINEAR) != 0), linear, general, None)
+    # Both, selected: XLA on CPU runs a `lax.cond` over arrays several times
+    # slower than the two branches fused (and under vmap it selects anyway).
+    linear_flag = (c.flags & _LINEAR) != 0
+    power = jax.tree.map(
+        lambda a, b: jnp.where(linear_flag, a, b), linear(None), general(None)
+    )
     # near + (far - near) * X: X = x (the end near) or 1 - x (the initial rate).
     factor = _select(from_end, power.x, power.complement)
     factor_exponent = jnp.where(from_end, power.k, power.complement_exponent)
+    near = jnp.where(from_end, end, initial)
+    value = _sum(c, near, factor, factor_exponent, ratio.zero, zero, fmt)
+    # r == 0: the end (for power 0, the initial rate: 0**0 is 1, as in Keras).
+    flat = (c.flags & _FLAT) != 0
+    value = jnp.where(ratio.zero, end, value)
+    value = jnp.where(flat | where.hold, initial, value)
+    # What the derivatives read, in plain floats.
+    x = _times(power.x[0], power.k, fmt)
+    complement = _times(power.complement[0], power.complement_exponent, fmt)
+    still = flat | where.hold
+    x = jnp.where(still, 1, jnp.where(ratio.zero, 0, x)).astype(dtype)
+    complement = jnp.where(still, 0, jnp.where(ratio.zero, 1, complement))
+    log_r = jnp.where(
+        near_one, jnp.log1p(-quotient[0]), jnp.log(jnp.maximum(quotient[0], 0))
+    )
+    r_float = jnp.where(ratio.zero | where.hold, 1, r[0])
+    over_r = 1 / (r_float * ratio.denominator[0])
+    return _Value(value, x, complement.astype(dtype), log_r, over_r, ratio.zero)
+
+
+def _sum(
+    c: _Constants,
+    near: jax.Array,
+    factor: DW,
+    factor_exponent: jax.Array,
+    edge: jax.Array,
+    zero: Any,
+    fmt: Format,
+) -> jax.Array:
+    """``near + (far - near) * factor * 2**factor_exponent``, rounded once: the
+    two terms at the larger one's exponent, each a significand with its exponent
+    apart (the product 0 where `edge`)."""
+    int_dtype = fmt.int_dtype
+    sign_bit = np.iinfo(int_dtype).min
     product = dw_mul((c.difference_hi, c.difference_lo), factor, zero, fmt)
-    nothing = (product[0] == 0) | ratio.zero
+    nothing = (product[0] == 0) | edge
     b = binade(product[0], fmt)
     product = _scale(product, -b, fmt)
     product_exponent = c.exponent + factor_exponent + b
-    near = jnp.where(from_end, end, initial)
     near_bits = lax.bitcast_convert_type(near, int_dtype)
     magnitude = near_bits & ~sign_bit
     absent = magnitude == 0
@@ -476,24 +534,8 @@ def _value(
         jnp.where(nothing, 0, product[1] * shift),
     )
     total = dw_add((a, jnp.zeros_like(a)), b_term)
-    value = _times(total[0], top, fmt)
-    value = jnp.where(absent & nothing, near, value)
-    # r == 0: the end (for power 0, the initial rate: 0**0 is 1, as in Keras).
-    flat = (c.flags & _FLAT) != 0
-    value = jnp.where(ratio.zero, end, value)
-    value = jnp.where(flat | where.hold, initial, value)
-    # What the derivatives read, in plain floats.
-    x = _times(power.x[0], power.k, fmt)
-    complement = _times(power.complement[0], power.complement_exponent, fmt)
-    still = flat | where.hold
-    x = jnp.where(still, 1, jnp.where(ratio.zero, 0, x)).astype(dtype)
-    complement = jnp.where(still, 0, jnp.where(ratio.zero, 1, complement))
-    log_r = jnp.where(
-        near_one, jnp.log1p(-quotient[0]), jnp.log(jnp.maximum(quotient[0], 0))
-    )
-    r_float = jnp.where(ratio.zero | where.hold, 1, r[0])
-    over_r = 1 / (r_float * ratio.denominator[0])
-    return _Value(value, x, complement.astype(dtype), log_r, over_r, ratio.zero)
+    value: jax.Array = jnp.where(absent & nothing, near, _times(total[0], top, fmt))
+    return value
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -504,7 +546,7 @@ def _decay(
     end: Any,
     power: Any,
     where: _Where,
-    part: jax.Array,
+    part: jax.Array | None,
 ) -> jax.Array:
     """`_value` with the analytic derivatives: ``d/dinitial = x``, ``d/dend =
     1 - x``, ``d/dpower = (initial - end) * x * ln(r)`` (0 at ``r = 0``) and
@@ -540,7 +582,7 @@ def _decay_jvp(
     if not isinstance(power_dot, symbolic):
         slope = jnp.where(moving, difference * (out.x * out.log_r), 0)
         tangent = tangent + slope * power_dot
-    if not isinstance(part_dot, symbolic):
+    if part is not None and not isinstance(part_dot, symbolic):
         rate = jnp.where(moving, out.x * out.over_r, 0)
         slope = -(difference * (jnp.asarray(power).astype(dtype) * rate))
         tangent = tangent + jnp.where(moving, slope, 0) * part_dot
@@ -641,11 +683,11 @@ class PolynomialDecay(_config.Config):
 
     Examples:
       >>> import jaxdecay
-      >>> schedule = jaxdecay.PolynomialDecay(0.1, 1000, end_learning_rate=0.0)
+      >>> schedule = jaxdecay.PolynomialDecay(0.5, 1000, end_learning_rate=0.0)
       >>> print(schedule(250))
-      0.075
+      0.375
       >>> schedule.get_config()
-      {'initial_learning_rate': 0.1, 'decay_steps': 1000, 'end_learning_rate': 0.0, \
+      {'initial_learning_rate': 0.5, 'decay_steps': 1000, 'end_learning_rate': 0.0, \
 'power': 1.0, 'cycle': False, 'name': 'PolynomialDecay'}
     """
 
@@ -773,11 +815,11 @@ polynomial_decay = _config.builder(
 
     Examples:
       >>> import jaxdecay
-      >>> schedule = jaxdecay.polynomial_decay(0.1, 1000, 0.0, power=2.0)
+      >>> schedule = jaxdecay.polynomial_decay(0.5, 1000, 0.0, power=2.0)
       >>> print(schedule(500))
-      0.025
-      >>> cycled = jaxdecay.polynomial_decay(0.1, 1000, 0.0, cycle=True)
+      0.125
+      >>> cycled = jaxdecay.polynomial_decay(0.5, 1000, 0.0, cycle=True)
       >>> print(cycled(1500))
-      0.025
+      0.125
     """,
 )

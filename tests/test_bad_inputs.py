@@ -18,7 +18,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import jaxdecay
-from jaxdecay import ExponentialDecay
+from jaxdecay import ExponentialDecay, PolynomialDecay
 
 PAGE = pathlib.Path(__file__).parent.parent / "docs" / "bad-inputs.md"
 BASE_MARKER = "<!-- docs:bad-inputs-base -->"
@@ -48,17 +48,17 @@ def json_of(cell):
     return text
 
 
-def read_page():
-    """(base config, rows) from the page; rows are (id, where, json, error,
-    message) with `json` None for *absent*."""
+def read_page(base_marker=BASE_MARKER, table_marker=TABLE_MARKER):
+    """(base config, rows) from the page's table under `table_marker`; rows are
+    (id, where, json, error, message) with `json` None for *absent*."""
     text = PAGE.read_text(encoding="utf-8")
-    if TABLE_MARKER not in text or BASE_MARKER not in text:
+    if table_marker + "\n" not in text or base_marker + "\n" not in text:
         return None, []
     base = re.search(
-        re.escape(BASE_MARKER) + r"\s*```json\n(.*?)```", text, flags=re.DOTALL
+        re.escape(base_marker) + r"\n\s*```json\n(.*?)```", text, flags=re.DOTALL
     )
     assert base, "the base config must follow its marker as a ```json block"
-    table = text.split(TABLE_MARKER, 1)[1].strip().splitlines()
+    table = text.split(table_marker + "\n", 1)[1].strip().splitlines()
     assert table[0].startswith("| Where | JSON | Error | Message |"), table[0]
     rows = []
     for line in table[2:]:
@@ -75,15 +75,18 @@ def read_page():
 
 
 BASE, ROWS = read_page()
+POLYNOMIAL_BASE, POLYNOMIAL_ROWS = read_page(
+    "<!-- docs:bad-inputs-polynomial-base -->", "<!-- docs:bad-inputs-polynomial -->"
+)
 
 
-def text_for(where, source):
+def text_for(where, source, base=None):
     """The base config's JSON text with `source` at `where` (or the key removed),
     or `source` alone for the whole text. Inserted as text, so that NaN literals,
     long integers and duplicate keys reach the parser as written."""
     if where == WHOLE_TEXT:
         return source
-    data = copy.deepcopy(BASE)
+    data = copy.deepcopy(BASE if base is None else base)
     *parents, key = where.split(".")
     target = data
     for parent in parents:
@@ -162,7 +165,40 @@ def test_row(read, where, source, error, message):
     assert str(raised.value) == message
 
 
-EVERY_FAMILY = "['ExponentialDecay', 'InverseTimeDecay']"
+EVERY_FAMILY = "['ExponentialDecay', 'InverseTimeDecay', 'PolynomialDecay']"
+
+
+def test_polynomial_base_config_is_what_jaxdecay_writes_and_loads():
+    assert POLYNOMIAL_BASE is not None, (
+        "docs/bad-inputs.md has no PolynomialDecay table"
+    )
+    schedule = PolynomialDecay(0.1, 1000)
+    assert jaxdecay.serialize(schedule) == POLYNOMIAL_BASE
+    assert jaxdecay.deserialize(json.dumps(POLYNOMIAL_BASE)) == schedule
+    present = {(where, source) for _, where, source, _, _ in POLYNOMIAL_ROWS}
+    for row in [("config.decay_steps", "0"), ("config.power", "-1.0")]:
+        assert row in present, row
+
+
+@pytest.mark.parametrize(
+    ("where", "source", "error", "message"),
+    [pytest.param(*row[1:], id=row[0]) for row in POLYNOMIAL_ROWS]
+    or [
+        pytest.param(None, None, None, None, id="the page has no PolynomialDecay table")
+    ],
+)
+@pytest.mark.parametrize(
+    "read",
+    [jaxdecay.deserialize, PolynomialDecay.from_json],
+    ids=["deserialize", "from_json"],
+)
+def test_polynomial_row(read, where, source, error, message):
+    assert POLYNOMIAL_ROWS, "docs/bad-inputs.md has no PolynomialDecay table"
+    text = text_for(where, source, POLYNOMIAL_BASE)
+    with pytest.raises(ERRORS[error]) as raised:
+        read(text)
+    assert type(raised.value) is ERRORS[error]
+    assert str(raised.value) == message
 
 
 # ---------------------------------------------------------------------------

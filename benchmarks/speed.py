@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -131,10 +131,11 @@ def first_call(repetitions: int) -> dict[str, float]:
     return {name: seconds / calls for name, seconds in medians.items()}
 
 
-def _stack(configs: list[jaxdecay.ExponentialDecay]) -> jaxdecay.ExponentialDecay:
-    stacked: jaxdecay.ExponentialDecay = jax.tree.map(
-        lambda *leaves: jnp.stack(leaves), *configs
-    )
+_Config = TypeVar("_Config")
+
+
+def _stack(configs: list[_Config]) -> _Config:
+    stacked: _Config = jax.tree.map(lambda *leaves: jnp.stack(leaves), *configs)
     return stacked
 
 
@@ -283,6 +284,76 @@ def piecewise_throughput(repetitions: int) -> dict[str, float]:
 
     medians = interleaved({n: run(f) for n, f in functions.items()}, repetitions)
     return {name: PIECEWISE_SIZE / seconds for name, seconds in medians.items()}
+
+
+POLYNOMIAL_END = 0.001
+
+
+def polynomial_throughput(size: int, repetitions: int) -> dict[str, float]:
+    """Steps per second of `PolynomialDecay` and `optax.polynomial_schedule` (and
+    Keras') over `size` int32 steps below `2 * DECAY_STEPS`, for a power of 1 (the
+    common case, no logarithm) and of 2: the config closed over, as a jit argument,
+    and 16 configs vmapped (optax's and Keras' idiom: the schedule built inside
+    the vmapped function from a traced initial value)."""
+    steps = jnp.asarray(
+        np.random.default_rng(0).integers(0, 2 * DECAY_STEPS, size, dtype=np.int32)
+    )
+    rows = steps.reshape(16, -1)
+    peaks = [INIT * (i + 1) for i in range(16)]
+    inits = jnp.asarray(peaks, jnp.float32)
+    as_argument = jax.jit(lambda c, s: c(s))
+    swept = jax.jit(jax.vmap(lambda c, s: c(s)))
+    functions: dict[str, Callable[[], Any]] = {}
+    for power in (1.0, 2.0):
+        config = jaxdecay.PolynomialDecay(INIT, DECAY_STEPS, POLYNOMIAL_END, power)
+        configs = _stack(
+            [
+                jaxdecay.PolynomialDecay(p, DECAY_STEPS, POLYNOMIAL_END, power)
+                for p in peaks
+            ]
+        )
+        closed_over = jax.jit(config)
+        theirs = jax.jit(
+            optax.polynomial_schedule(INIT, POLYNOMIAL_END, power, DECAY_STEPS)
+        )
+        keras_schedule = jax.jit(
+            keras.optimizers.schedules.PolynomialDecay(
+                INIT, DECAY_STEPS, POLYNOMIAL_END, power
+            )
+        )
+        optax_vmap = jax.jit(
+            jax.vmap(
+                lambda init, s, power=power: optax.polynomial_schedule(
+                    init, POLYNOMIAL_END, power, DECAY_STEPS
+                )(s)
+            )
+        )
+        keras_vmap = jax.jit(
+            jax.vmap(
+                lambda init, s, power=power: keras.optimizers.schedules.PolynomialDecay(
+                    init, DECAY_STEPS, POLYNOMIAL_END, power
+                )(s)
+            )
+        )
+        functions.update(
+            {
+                f"jaxdecay {power}": lambda f=closed_over: f(steps),
+                f"jaxdecay argument {power}": lambda c=config: as_argument(c, steps),
+                f"jaxdecay vmap {power}": lambda c=configs: swept(c, rows),
+                f"optax {power}": lambda f=theirs: f(steps),
+                f"optax vmap {power}": lambda f=optax_vmap: f(inits, rows),
+                f"keras {power}": lambda f=keras_schedule: f(steps),
+                f"keras vmap {power}": lambda f=keras_vmap: f(inits, rows),
+            }
+        )
+    for function in functions.values():
+        jax.block_until_ready(function())
+
+    def run(function: Callable[[], Any]) -> Callable[[], None]:
+        return lambda: jax.block_until_ready(function())
+
+    medians = interleaved({n: run(f) for n, f in functions.items()}, repetitions)
+    return {name: size / seconds for name, seconds in medians.items()}
 
 
 def train_step_compile_time(repetitions: int) -> dict[str, float]:
@@ -623,6 +694,30 @@ def main() -> None:
                     f"{rates[_flagged('optax', staircase)] / rates['copy']:.2f}",
                     f"{rates[_flagged('keras', staircase)] / rates['copy']:.2f}",
                     "",
+                )
+            )
+    # PolynomialDecay, 4M steps (the quick run's size otherwise).
+    size = sizes[0]
+    label = f"{size >> 20}M" if size >= 1 << 20 else f"{size >> 10}K"
+    rates = polynomial_throughput(size, repetitions if args.quick else 3 * repetitions)
+    for power in (1.0, 2.0):
+        for name, path in [
+            ("jaxdecay", "closed over"),
+            ("jaxdecay argument", "as argument"),
+            ("jaxdecay vmap", "16 configs vmapped*"),
+        ]:
+            other = "vmap " if "vmap" in name else ""
+            ours = rates[f"{name} {power}"]
+            theirs = rates[f"optax {other}{power}"]
+            keras_rate = rates[f"keras {other}{power}"]
+            rows.append(
+                (
+                    f"jit, {label} int32 steps (steps/s): PolynomialDecay power "
+                    f"{power:g}, {path}",
+                    _rate(ours),
+                    _rate(theirs),
+                    _rate(keras_rate),
+                    f"{ours / theirs:.2f}x / {ours / keras_rate:.2f}x",
                 )
             )
     piecewise = piecewise_throughput(3 * repetitions)

@@ -10,6 +10,8 @@ from jaxdecay._inverse_time import inverse_time_decay as inverse_time_decay
 from jaxdecay._optax_state import current_learning_rate as current_learning_rate
 from jaxdecay._piecewise import PiecewiseConstantDecay as PiecewiseConstantDecay
 from jaxdecay._piecewise import piecewise_constant_decay as piecewise_constant_decay
+from jaxdecay._polynomial import PolynomialDecay as PolynomialDecay
+from jaxdecay._polynomial import polynomial_decay as polynomial_decay
 from jaxdecay._program import Schedule as Schedule
 from jaxdecay._registry import deserialize as deserialize
 from jaxdecay._registry import serialize as serialize
@@ -21,6 +23,7 @@ __all__ = [
     "ExponentialDecayConfig",
     "InverseTimeDecay",
     "PiecewiseConstantDecay",
+    "PolynomialDecay",
     "Schedule",
     "__version__",
     "current_learning_rate",
@@ -28,5 +31,6 @@ __all__ = [
     "exponential_decay",
     "inverse_time_decay",
     "piecewise_constant_decay",
+    "polynomial_decay",
     "serialize",
 ]

@@ -62,7 +62,17 @@ from jaxdecay._dw import (
     unpack,
 )
 
-__all__ = ["Constants", "prepare", "scaled_pow"]
+__all__ = [
+    "LOG_ONE",
+    "LOG_SPLIT",
+    "Constants",
+    "exp2_64",
+    "ln2_64",
+    "log2_64",
+    "log_index",
+    "prepare",
+    "scaled_pow",
+]
 
 # Table entries per unit of the binary exponent.  64 keeps |u/64| <= 1/128, so
 # three (float32) or six (float64) Taylor terms suffice, in a 0.5/1 KiB table.
@@ -126,6 +136,7 @@ class _Tables(NamedTuple):
     log_lo: np.ndarray
     series: tuple[tuple[float, float], ...]  # (-1)**(k+1) / k, k = 1..K
     inv_ln2_64: tuple[float, float]  # 64 / ln(2)
+    ln2_64: tuple[float, float]  # ln(2) / 64
     exp_hi: np.ndarray  # 2**(j/64), j = 0..63, double-word
     exp_lo: np.ndarray
     poly: tuple[float, ...]  # (ln2/64)**k / k!, k = 1..taylor_terms
@@ -209,12 +220,14 @@ def _tables(fmt: Format) -> _Tables:
             _double_word((table_step * j).exp(), fmt) for j in range(_TABLE_SIZE)
         ]
         inv_ln2_64 = _double_word(_TABLE_SIZE / ln2, fmt)
+        ln2_64 = _double_word(table_step, fmt)
     return _Tables(
         log_inv=np.asarray(inv, fmt.dtype),
         log_hi=np.asarray(log_hi, fmt.dtype),
         log_lo=np.asarray(log_lo, fmt.dtype),
         series=series,
         inv_ln2_64=inv_ln2_64,
+        ln2_64=ln2_64,
         exp_hi=np.asarray([p[0] for p in exp_pairs], fmt.dtype),
         exp_lo=np.asarray([p[1] for p in exp_pairs], fmt.dtype),
         poly=poly,
@@ -229,25 +242,57 @@ def _tables(fmt: Format) -> _Tables:
 
 def _log2_rate_64(rate_bits: jax.Array, zero: jax.Array, fmt: Format) -> DW:
     """``64 * log2(rate)`` as a double word, to ~2**-2p relative."""
-    dtype, int_dtype, tables, ops = fmt.dtype, fmt.int_dtype, _tables(fmt), fmt.ops
+    dtype = fmt.dtype
     exponent, m = unpack(rate_bits, fmt)
     halve = m >= _LOG_SPLIT
-    m = ops.where(halve, m * dtype.type(0.5), m)  # exact
-    exponent = ops.where(halve, exponent + 1, exponent)
-    # m in [0.70703125, 1.4140625): |log2(m)| < 1/2, so when e != 0 the sum
-    # e + log2(m) does not cancel.  m - 1 and (m - 1) * 128 are exact.
-    j = ops.rint((m - 1) * dtype.type(_LOG_STEPS))
-    index = (j.astype(int_dtype) - _LOG_J_MIN).astype(np.uint32)
-
-    def load(table: np.ndarray) -> jax.Array:
-        return ops.take(table, index)  # type: ignore[no-any-return]
-
-    inv = load(tables.log_inv)
+    m = fmt.ops.where(halve, m * dtype.type(0.5), m)  # exact
+    exponent = fmt.ops.where(halve, exponent + 1, exponent)
+    index, inv = log_index(m, fmt)
     # r = m * inv - 1 exactly: the products of the halves of m with the 12-bit
     # inv are exact; m_hi * inv is within 2**-6 of 1, so subtracting 1 is exact
     # (Sterbenz); two_sum adds the two exact terms exactly.
     m_hi, m_lo = split(m, fmt)
     r = two_sum(m_hi * inv - 1, m_lo * inv)
+    return log2_64(exponent, index, r, zero, fmt)
+
+
+def log_index(m: Any, fmt: Format) -> tuple[Any, Any]:
+    """For ``m`` in [0.70703125, 1.4140625): the index of ``c_j = 1 + j/128``
+    nearest ``m`` in the tables, and ``inv_j ~ 1/c_j`` (12 significant bits, so
+    that its products with the halves of a `split` are exact). ``|log2(m)| <
+    1/2``, so that ``e + log2(m)`` does not cancel for ``e != 0``; ``m - 1`` and
+    ``(m - 1) * 128`` are exact."""
+    j = fmt.ops.rint((m - 1) * fmt.dtype.type(_LOG_STEPS))
+    index = (j.astype(fmt.int_dtype) - _LOG_J_MIN).astype(np.uint32)
+    return index, fmt.ops.take(_tables(fmt).log_inv, index)
+
+
+LOG_ONE = -_LOG_J_MIN  # the index of `log_index` whose c_j is 1
+LOG_SPLIT = _LOG_SPLIT  # m >= it is halved before `log_index`
+
+
+def ln2_64(fmt: Format) -> DW:
+    """``ln(2) / 64`` as a double word of the format's dtype."""
+    pair = _tables(fmt).ln2_64
+    return fmt.dtype.type(pair[0]), fmt.dtype.type(pair[1])
+
+
+def exp2_64(index: jax.Array, fmt: Format) -> DW:
+    """``2**(index / 64)`` for ``index`` in [0, 64) (uint32), a double word to
+    ~2**-2p relative: the table of `scaled_pow` with a significand of 1."""
+    tables = _tables(fmt)
+    return fmt.ops.take(tables.exp_hi, index), fmt.ops.take(tables.exp_lo, index)
+
+
+def log2_64(exponent: Any, index: Any, r: DW, zero: Any, fmt: Format) -> DW:
+    """``64 * (exponent + log2(c_j) + log2(1 + r))`` as a double word, for
+    ``m * inv_j = 1 + r`` (``|r| < 2**-7.4``) from `log_index`: to ~2**-2p
+    relative of the sum, and of ``r`` itself where the table's term is 0
+    (``exponent == 0`` and ``c_j = 1``)."""
+    dtype, tables, ops = fmt.dtype, _tables(fmt), fmt.ops
+
+    def load(table: np.ndarray) -> jax.Array:
+        return ops.take(table, index)  # type: ignore[no-any-return]
 
     def constant(pair: tuple[float, float]) -> DW:
         return (dtype.type(pair[0]), dtype.type(pair[1]))

@@ -14,11 +14,17 @@ from jaxdecay._config import Config
 from jaxdecay._exponential import ExponentialDecay
 from jaxdecay._inverse_time import InverseTimeDecay
 from jaxdecay._piecewise import PiecewiseConstantDecay
+from jaxdecay._polynomial import PolynomialDecay
 from jaxdecay._validation import preview
 
 FAMILIES: Mapping[str, type[Config]] = {
     cls.__name__: cls
-    for cls in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay)
+    for cls in (
+        ExponentialDecay,
+        InverseTimeDecay,
+        PolynomialDecay,
+        PiecewiseConstantDecay,
+    )
 }
 
 

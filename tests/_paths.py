@@ -3,8 +3,8 @@
 The paths: an eager call on an array of steps and on scalar steps, `jax.jit` of the
 schedule, the config as a jit argument, one row of `jax.vmap` over stacked configs,
 the family's builder, and the learning rate `optax.sgd` applies. Any family runs
-them (given two configs to stack with it, if it has no `initial_learning_rate` and
-`decay_rate`).
+them: one with an `initial_learning_rate` and a second float field (`decay_rate`,
+or `end_learning_rate`) alone, others given two configs to stack with it.
 """
 
 from __future__ import annotations
@@ -44,11 +44,19 @@ IN_OPTAX = jax.jit(jax.vmap(lambda c, s: optax_lr(c, s), in_axes=(None, 0)))
 def paths(config: Any, steps: Any, others: list[Any] | None = None) -> dict[str, Any]:
     """The learning rate at `steps` (int32) by every path, as arrays; `others` are
     two configs stacked around it for the vmapped row (by default, variants of its
-    `initial_learning_rate` and `decay_rate`)."""
+    `initial_learning_rate` and of its second float field)."""
     if others is None:
+        spec = config.spec
+        second = next(  # the family's float field after the initial rate
+            name
+            for name in spec.leaves
+            if name not in spec.integer_leaves
+            and name != "initial_learning_rate"
+            and spec.field(name).metadata["jaxdecay"].part is None
+        )
         others = [
             dataclasses.replace(config, initial_learning_rate=0.5),
-            dataclasses.replace(config, decay_rate=0.25),
+            dataclasses.replace(config, **{second: 0.25}),
         ]
     rows = SWEPT(stack([others[0], config, others[1]]), steps)
     scalars = [config(int(step)) for step in steps[:4]]

@@ -18,7 +18,8 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import jaxdecay
-from jaxdecay import ExponentialDecay
+from jaxdecay import ExponentialDecay, PolynomialDecay
+from jaxdecay._registry import FAMILIES
 
 PAGE = pathlib.Path(__file__).parent.parent / "docs" / "bad-inputs.md"
 BASE_MARKER = "<!-- docs:bad-inputs-base -->"
@@ -49,16 +50,16 @@ def json_of(cell):
 
 
 def read_page(base_marker=BASE_MARKER, table_marker=TABLE_MARKER):
-    """(base config, rows) from the page; rows are (id, where, json, error,
-    message) with `json` None for *absent*."""
+    """(base config, rows) from the page's table under `table_marker`; rows are
+    (id, where, json, error, message) with `json` None for *absent*."""
     text = PAGE.read_text(encoding="utf-8")
-    if table_marker not in text or base_marker not in text:
+    if table_marker + "\n" not in text or base_marker + "\n" not in text:
         return None, []
     base = re.search(
-        re.escape(base_marker) + r"\s*```json\n(.*?)```", text, flags=re.DOTALL
+        re.escape(base_marker) + r"\n\s*```json\n(.*?)```", text, flags=re.DOTALL
     )
     assert base, "the base config must follow its marker as a ```json block"
-    table = text.split(table_marker, 1)[1].strip().splitlines()
+    table = text.split(table_marker + "\n", 1)[1].strip().splitlines()
     assert table[0].startswith("| Where | JSON | Error | Message |"), table[0]
     rows = []
     for line in table[2:]:
@@ -75,11 +76,34 @@ def read_page(base_marker=BASE_MARKER, table_marker=TABLE_MARKER):
 
 
 BASE, ROWS = read_page()
-PIECEWISE_BASE_MARKER = "<!-- docs:bad-inputs-base-piecewise -->"
-PIECEWISE_TABLE_MARKER = "<!-- docs:bad-inputs-piecewise -->"
-PIECEWISE_BASE, PIECEWISE_ROWS = read_page(
-    PIECEWISE_BASE_MARKER, PIECEWISE_TABLE_MARKER
-)
+# Each family with fields of its own has a table of its own: (base marker, table
+# marker, the config the base is, rows the table must have).
+FAMILY_TABLES = {
+    "PiecewiseConstantDecay": (
+        "<!-- docs:bad-inputs-base-piecewise -->",
+        "<!-- docs:bad-inputs-piecewise -->",
+        jaxdecay.PiecewiseConstantDecay([1000, 2000], [0.1, 0.05, 0.01]),
+        [
+            ("config.boundaries", "[2000, 1000]"),  # not increasing
+            ("config.boundaries", "[1000, 1000]"),
+            ("config.boundaries", "[1000.5, 2000]"),  # not an integer
+            ("config.boundaries", "[]"),  # empty
+            ("config.values", "[0.1, 0.05]"),  # one too few
+            ("config.values", "[0.1, 0.05, 0.01, 0.001]"),  # one too many
+            ("config.values", "[0.1, NaN, 0.01]"),  # not finite
+        ],
+    ),
+    "PolynomialDecay": (
+        "<!-- docs:bad-inputs-polynomial-base -->",
+        "<!-- docs:bad-inputs-polynomial -->",
+        PolynomialDecay(0.1, 1000),
+        [("config.decay_steps", "0"), ("config.power", "-1.0")],
+    ),
+}
+FAMILY_PAGES = {
+    family: read_page(base_marker, table_marker)
+    for family, (base_marker, table_marker, _, _) in FAMILY_TABLES.items()
+}
 
 
 def text_for(where, source, base=None):
@@ -167,44 +191,33 @@ def test_row(read, where, source, error, message):
     assert str(raised.value) == message
 
 
-EVERY_FAMILY = "['ExponentialDecay', 'InverseTimeDecay', 'PiecewiseConstantDecay']"
+EVERY_FAMILY = str(list(FAMILIES))
 
 
-def test_piecewise_base_config_is_what_jaxdecay_writes_and_loads():
-    assert PIECEWISE_BASE is not None, f"no base config ({PIECEWISE_BASE_MARKER})"
-    schedule = jaxdecay.PiecewiseConstantDecay([1000, 2000], [0.1, 0.05, 0.01])
-    assert jaxdecay.serialize(schedule) == PIECEWISE_BASE
-    assert jaxdecay.deserialize(json.dumps(PIECEWISE_BASE)) == schedule
-
-
-def test_piecewise_table_has_the_required_rows():
-    present = {(where, source) for _, where, source, _, _ in PIECEWISE_ROWS}
-    required = [
-        ("config.boundaries", "[2000, 1000]"),  # not increasing
-        ("config.boundaries", "[1000, 1000]"),
-        ("config.boundaries", "[1000.5, 2000]"),  # not an integer
-        ("config.boundaries", "[]"),  # empty
-        ("config.values", "[0.1, 0.05]"),  # one too few
-        ("config.values", "[0.1, 0.05, 0.01, 0.001]"),  # one too many
-        ("config.values", "[0.1, NaN, 0.01]"),  # not finite
-    ]
+@pytest.mark.parametrize("family", sorted(FAMILY_TABLES))
+def test_family_base_config_is_what_jaxdecay_writes_and_loads(family):
+    base_marker, table_marker, schedule, required = FAMILY_TABLES[family]
+    base, rows = FAMILY_PAGES[family]
+    assert base is not None, f"no base config ({base_marker})"
+    assert jaxdecay.serialize(schedule) == base
+    assert jaxdecay.deserialize(json.dumps(base)) == schedule
+    present = {(where, source) for _, where, source, _, _ in rows}
     missing = [row for row in required if row not in present]
-    assert not missing, f"the piecewise table lacks rows for {missing}"
+    assert not missing, f"the {family} table ({table_marker}) lacks rows {missing}"
 
 
 @pytest.mark.parametrize(
-    ("where", "source", "error", "message"),
-    [pytest.param(*row[1:], id=row[0]) for row in PIECEWISE_ROWS]
-    or [pytest.param(None, None, None, None, id="the page has no piecewise table")],
+    ("family", "where", "source", "error", "message"),
+    [
+        pytest.param(family, *row[1:], id=f"{family}-{row[0]}")
+        for family, (_, rows) in sorted(FAMILY_PAGES.items())
+        for row in rows
+    ],
 )
-@pytest.mark.parametrize(
-    "read",
-    [jaxdecay.deserialize, jaxdecay.PiecewiseConstantDecay.from_json],
-    ids=["deserialize", "from_json"],
-)
-def test_piecewise_row(read, where, source, error, message):
-    assert PIECEWISE_ROWS, f"no piecewise table ({PIECEWISE_TABLE_MARKER})"
-    text = text_for(where, source, PIECEWISE_BASE)
+@pytest.mark.parametrize("read", ["deserialize", "from_json"])
+def test_family_row(read, family, where, source, error, message):
+    text = text_for(where, source, FAMILY_PAGES[family][0])
+    read = jaxdecay.deserialize if read == "deserialize" else FAMILIES[family].from_json
     with pytest.raises(ERRORS[error]) as raised:
         read(text)
     assert type(raised.value) is ERRORS[error]

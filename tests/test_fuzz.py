@@ -67,6 +67,7 @@ VALID = {
     },
     # The other families, in Keras 3's shape: the mutations mix their keys in.
     "inverse_time": jaxdecay.serialize(jaxdecay.InverseTimeDecay(0.1, 1000, 0.5)),
+    "polynomial": jaxdecay.serialize(jaxdecay.PolynomialDecay(0.1, 1000, cycle=True)),
     "piecewise": jaxdecay.serialize(
         jaxdecay.PiecewiseConstantDecay([1000, 2000], [0.1, 0.05, 0.01])
     ),

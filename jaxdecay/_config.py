@@ -277,7 +277,7 @@ class Config:
 'staircase': False, 'end_value': None}
         """
         warmup = _validation.check_bool("warmup", warmup)
-        self._check_optax_has_one()
+        _check_optax_has_one(self)
         plain, warm = self.family.optax
         _check_optax_warmup(warmup, self._warmups(), self, plain, warm)
         arguments = self.spec.optax_arguments(str(warm if warmup else plain))
@@ -302,7 +302,7 @@ class Config:
           >>> print(optax_schedule(50), optax_schedule(1100))
           0.05 0.05
         """
-        self._check_optax_has_one()
+        _check_optax_has_one(self)
         try:
             import optax
         except ImportError as error:
@@ -310,17 +310,6 @@ class Config:
         warmup = bool(self._warmups().any())
         make = getattr(optax, str(self.family.optax[warmup]))
         return make(**self.optax_kwargs(warmup=warmup))  # type: ignore[no-any-return]
-
-    def _check_optax_has_one(self) -> None:
-        """Refuses a family that optax has no schedule of (`Family.optax` is
-        None): the schedule itself is what optax takes as a learning rate."""
-        if self.family.optax[0] is None:
-            name = type(self).__name__
-            note = f" ({self.family.optax_note})" if self.family.optax_note else ""
-            raise ValueError(
-                f"optax has no schedule like {name}{note}; pass the {name} itself "
-                "to an optax optimizer as the learning rate"
-            )
 
     def _warmups(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
         """Whether the schedule (each of a batch) has a warmup: `warmup_steps > 0`."""
@@ -331,6 +320,18 @@ class Config:
                 "fits this one needs its value, outside jit"
             )
         return np.asarray(value) > 0
+
+
+def _check_optax_has_one(config: Config) -> None:
+    """Refuses a family that optax has no schedule of (`Family.optax` is None):
+    the schedule itself is what optax takes as a learning rate."""
+    if config.family.optax[0] is None:
+        name = type(config).__name__
+        note = f" ({config.family.optax_note})" if config.family.optax_note else ""
+        raise ValueError(
+            f"optax has no schedule like {name}{note}; pass the {name} itself "
+            "to an optax optimizer as the learning rate"
+        )
 
 
 def _check_optax_warmup(

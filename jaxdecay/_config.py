@@ -22,7 +22,7 @@ from typing import Any, ClassVar, NamedTuple, TypeVar
 import jax
 import numpy as np
 
-from jaxdecay import _program, _serialize, _steps, _validation
+from jaxdecay import _keras, _program, _serialize, _steps, _validation
 from jaxdecay._fields import Spec, role
 from jaxdecay._program import Kernel, Part, Plan, Schedule
 from jaxdecay._validation import check_keys, preview
@@ -310,6 +310,23 @@ class Config:
         warmup = bool(self._warmups().any())
         make = getattr(optax, str(self.family.optax[warmup]))
         return make(**self.optax_kwargs(warmup=warmup))  # type: ignore[no-any-return]
+
+    # -- Keras -----------------------------------------------------------------------
+
+    def to_keras(self) -> Any:
+        """Returns this schedule as a Keras `LearningRateSchedule`, for a Keras 3
+        optimizer on the JAX backend (`keras.optimizers.SGD(learning_rate=...)`).
+
+        At each step the optimizer reads this schedule's value, bit for bit; its
+        config is `get_config()`. Keras saves it, in a model too, as the class of
+        the same name in `jaxdecay.keras`, which must be imported before Keras
+        loads it (see docs/keras.md).
+
+        Raises:
+          ImportError: Keras is not installed.
+          RuntimeError: Keras runs on a backend other than JAX.
+        """
+        return _keras.keras_class(type(self)).of(self)
 
     def _warmups(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
         """Whether the schedule (each of a batch) has a warmup: `warmup_steps > 0`."""

@@ -276,6 +276,7 @@ def test_keras_serializer_round_trip(name):
     loaded = keras.saving.deserialize_keras_object(json.loads(text))
     assert type(loaded) is getattr(jaxdecay.keras, family)
     assert loaded.schedule == schedule
+    assert keras.optimizers.schedules.deserialize(data).schedule == schedule
     assert jaxdecay.deserialize(data) == schedule
     assert jaxdecay.deserialize(text) == schedule
     assert type(schedule).from_json(text) == schedule

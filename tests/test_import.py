@@ -290,16 +290,13 @@ def test_each_module_imports_only_layers_below_it_as_design_md_says():
 
 
 def test_import_jaxdecay_imports_no_keras():
-    """The core depends on jax and numpy alone: importing jaxdecay and running a
-    schedule of every family imports no Keras (nor jaxdecay's public Keras
-    module)."""
+    """The core depends on jax and numpy alone: importing jaxdecay (every family
+    with it) and running a schedule through the shared program imports no Keras,
+    nor jaxdecay's public Keras module."""
     code = (
         "import sys, jaxdecay\n"
-        "from jaxdecay._registry import FAMILIES\n"
         "jaxdecay.ExponentialDecay(0.1, 3, 0.5)(7)\n"
-        "jaxdecay.InverseTimeDecay(0.1, 3, 0.5)(7)\n"
-        "jaxdecay.PiecewiseConstantDecay([3], [0.1, 0.05])(7)\n"
-        "print(sorted({'keras', 'jaxdecay.keras'} & set(sys.modules)), len(FAMILIES))\n"
+        "print(sorted({'keras', 'jaxdecay.keras'} & set(sys.modules)))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -308,7 +305,7 @@ def test_import_jaxdecay_imports_no_keras():
         timeout=300,
         check=True,
     )
-    assert result.stdout.split() == ["[]", "3"]
+    assert result.stdout.strip() == "[]"
 
 
 def test_the_keras_bridge_imports_no_schedule_module():

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, NamedTuple, TypeVar
 import jax
 import numpy as np
 
-from jaxdecay import _program, _serialize, _steps, _validation
+from jaxdecay import _keras, _program, _serialize, _steps, _validation
 from jaxdecay._fields import Spec, role
 from jaxdecay._program import Kernel, Part, Plan, Schedule
 from jaxdecay._validation import check_keys, preview
@@ -80,6 +80,8 @@ class Family(NamedTuple):
       own check can see (the counts of two sequences that go together).
     optax_note: why optax has none of the family's schedules, said after
       `to_optax()`'s refusal.
+    optax_refusal: (config) -> why optax has no schedule of this config of the
+      family (a field that optax's schedule lacks), or None where it has one.
     """
 
     builder: str
@@ -91,6 +93,7 @@ class Family(NamedTuple):
     rate: str | None = None
     check: Callable[[Mapping[str, Any]], None] | None = None
     optax_note: str = ""
+    optax_refusal: Callable[[Any], str | None] | None = None
 
 
 _C = TypeVar("_C", bound="Config")
@@ -277,7 +280,7 @@ class Config:
 'staircase': False, 'end_value': None}
         """
         warmup = _validation.check_bool("warmup", warmup)
-        self._check_optax_has_one()
+        _check_optax_has_one(self)
         plain, warm = self.family.optax
         _check_optax_warmup(warmup, self._warmups(), self, plain, warm)
         arguments = self.spec.optax_arguments(str(warm if warmup else plain))
@@ -302,7 +305,7 @@ class Config:
           >>> print(optax_schedule(50), optax_schedule(1100))
           0.05 0.05
         """
-        self._check_optax_has_one()
+        _check_optax_has_one(self)
         try:
             import optax
         except ImportError as error:
@@ -311,16 +314,22 @@ class Config:
         make = getattr(optax, str(self.family.optax[warmup]))
         return make(**self.optax_kwargs(warmup=warmup))  # type: ignore[no-any-return]
 
-    def _check_optax_has_one(self) -> None:
-        """Refuses a family that optax has no schedule of (`Family.optax` is
-        None): the schedule itself is what optax takes as a learning rate."""
-        if self.family.optax[0] is None:
-            name = type(self).__name__
-            note = f" ({self.family.optax_note})" if self.family.optax_note else ""
-            raise ValueError(
-                f"optax has no schedule like {name}{note}; pass the {name} itself "
-                "to an optax optimizer as the learning rate"
-            )
+    # -- Keras -----------------------------------------------------------------------
+
+    def to_keras(self) -> Any:
+        """Returns this schedule as a Keras `LearningRateSchedule`, for a Keras 3
+        optimizer on the JAX backend (`keras.optimizers.SGD(learning_rate=...)`).
+
+        At each step the optimizer reads this schedule's value, bit for bit; its
+        config is `get_config()`. Keras saves it, in a model too, as the class of
+        the same name in `jaxdecay.keras`, which must be imported before Keras
+        loads it (see docs/keras.md).
+
+        Raises:
+          ImportError: Keras is not installed.
+          RuntimeError: Keras runs on a backend other than JAX.
+        """
+        return _keras.keras_class(type(self)).of(self)
 
     def _warmups(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
         """Whether the schedule (each of a batch) has a warmup: `warmup_steps > 0`."""
@@ -331,6 +340,22 @@ class Config:
                 "fits this one needs its value, outside jit"
             )
         return np.asarray(value) > 0
+
+
+def _check_optax_has_one(config: Config) -> None:
+    """Refuses a family that optax has no schedule of (`Family.optax` is None):
+    the schedule itself is what optax takes as a learning rate."""
+    if config.family.optax[0] is None:
+        name = type(config).__name__
+        note = f" ({config.family.optax_note})" if config.family.optax_note else ""
+        raise ValueError(
+            f"optax has no schedule like {name}{note}; pass the {name} itself "
+            "to an optax optimizer as the learning rate"
+        )
+    refusal = config.family.optax_refusal
+    reason = None if refusal is None else refusal(config)
+    if reason is not None:
+        raise ValueError(reason)
 
 
 def _check_optax_warmup(

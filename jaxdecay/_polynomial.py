@@ -647,6 +647,26 @@ _VIEW = _config.View(
 )
 
 
+_NO_WARMUP = (
+    "optax has no polynomial schedule with a warmup; pass the PolynomialDecay "
+    "itself to an optax optimizer as the learning rate"
+)
+
+
+def _optax_refusal(config: PolynomialDecay) -> str | None:
+    """Why optax's `polynomial_schedule` is not this schedule: a warmup or a
+    cycle, which it lacks."""
+    if config._warmups().any():
+        return _NO_WARMUP
+    if config.cycle:
+        return (
+            "optax.polynomial_schedule has no cycle; this schedule sets "
+            "cycle=True: pass the PolynomialDecay itself to an optax optimizer "
+            "as the learning rate"
+        )
+    return None
+
+
 @_config.schedule_class(
     _config.Family(
         builder="polynomial_decay",
@@ -655,6 +675,7 @@ _VIEW = _config.View(
         view=_VIEW,
         pieces=(_warmup.WARMUP,),
         optax=(_OPTAX, None),
+        optax_refusal=_optax_refusal,
     )
 )
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -751,22 +772,6 @@ class PolynomialDecay(_config.Config):
         arguments = super().optax_kwargs()
         return {**arguments, "transition_begin": 0}
 
-    def _check_optax_has_one(self) -> None:
-        if self._warmups().any():
-            raise ValueError(_NO_WARMUP)
-        if self.cycle:
-            raise ValueError(
-                "optax.polynomial_schedule has no cycle; this schedule sets "
-                "cycle=True: pass the PolynomialDecay itself to an optax optimizer "
-                "as the learning rate"
-            )
-        super()._check_optax_has_one()
-
-
-_NO_WARMUP = (
-    "optax has no polynomial schedule with a warmup; pass the PolynomialDecay "
-    "itself to an optax optimizer as the learning rate"
-)
 
 polynomial_decay = _config.builder(
     PolynomialDecay,

@@ -192,6 +192,7 @@ class Program:
         self._known: tuple[Any, ...] | None = None
 
     def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
+        step = _steps.as_step(step)
         known = self._known
         x64 = jax.config.jax_enable_x64  # type: ignore[attr-defined]
         if known is not None and known[0] == x64:  # one dispatch, the common case

@@ -13,17 +13,19 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from jaxdecay import _json, _yaml
+from jaxdecay import _json, _keras, _yaml
 from jaxdecay._fields import Spec
 from jaxdecay._validation import check_keys, field_name, key_list, one_of, preview
 
-# Keras 3 writes "keras.optimizers.schedules" for its built-in schedules; the others
-# are names the same class has been serialized under. They are compared as strings.
+# Keras 3 writes "keras.optimizers.schedules" for its built-in schedules, and
+# "jaxdecay.keras" for the classes of `to_keras()`; the others are names the same
+# class has been serialized under. They are compared as strings.
 KNOWN_MODULES = frozenset(
     {
         "keras.optimizers.schedules",
         "keras.src.optimizers.schedules.learning_rate_schedule",
         "jaxdecay",
+        _keras.MODULE,
     }
 )
 # The format of a serialized config. Format 1 is Keras' format plus the extension
@@ -153,13 +155,14 @@ def _class_of(data: Mapping[Any, Any], classes: Classes) -> Any:
             f"module must be one of {sorted(KNOWN_MODULES)} or absent, got "
             f"{preview(module)}; modules named in data are never imported"
         )
+    # None for Keras' built-in class; "jaxdecay>ExponentialDecay" for the class of
+    # `to_keras()`, as Keras registers it.
+    registered_names = (class_name, _keras.registered_name(class_name))
     registered_name = data.get("registered_name")
-    if registered_name is not None and (
-        not isinstance(registered_name, str) or registered_name != class_name
-    ):
+    if registered_name is not None and registered_name not in registered_names:
         raise ValueError(
-            f"registered_name must be None or {class_name!r}, got "
-            f"{preview(registered_name)}"
+            f"registered_name must be None, {registered_names[0]!r} or "
+            f"{registered_names[1]!r}, got {preview(registered_name)}"
         )
     return classes[class_name]
 

@@ -130,6 +130,16 @@ class Position(NamedTuple):
     offset: jax.Array | None = None
 
 
+def as_step(step: Any) -> Any:
+    """A step that is an array only on request (`__jax_array__`, as a Keras
+    `Variable` such as an optimizer's `iterations`), as that array: JAX no longer
+    converts such an argument of a jitted function. Any other step as it is (a
+    tracer has the attribute too, as None unless its type converts)."""
+    if hasattr(type(step), "__jax_array__") and not isinstance(step, jax.Array):
+        return step.__jax_array__()
+    return step
+
+
 def position(step: jax.Array, compute: np.dtype[Any]) -> Position:
     """The step as the schedule reads it in the compute dtype."""
     unsigned_type = _dw.unsigned_dtype(compute)

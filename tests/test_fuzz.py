@@ -71,6 +71,14 @@ VALID = {
     "piecewise": jaxdecay.serialize(
         jaxdecay.PiecewiseConstantDecay([1000, 2000], [0.1, 0.05, 0.01])
     ),
+    # What Keras' generic serializer writes for `to_keras()` (tests/test_to_keras.py
+    # checks that it does), so that the mutations reach its names.
+    "to_keras": {
+        "module": "jaxdecay.keras",
+        "class_name": "InverseTimeDecay",
+        "config": jaxdecay.InverseTimeDecay(0.1, 1000, 0.5, True).get_config(),
+        "registered_name": "jaxdecay>InverseTimeDecay",
+    },
 }
 # What a loaded config may be: any family's class.
 SCHEDULES = tuple(FAMILIES.values())
@@ -100,6 +108,9 @@ MODULES = [
     "keras.src.saving.serialization_lib",
     "keras.optimizers.schedules",
     "jaxdecay",
+    "jaxdecay.keras",
+    "jaxdecay>ExponentialDecay",
+    "jaxdecay>PiecewiseConstantDecay",
     NEVER_IMPORTED,
     f"{NEVER_IMPORTED}.schedules",
     f"{NEVER_IMPORTED}>Evil",

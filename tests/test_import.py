@@ -4,6 +4,8 @@ import ast
 import importlib.resources
 import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -280,3 +282,37 @@ def test_each_module_imports_only_layers_below_it_as_design_md_says():
         if imported in layers and layers[imported] >= layers[module]
     ]
     assert upward == []
+
+
+# ---------------------------------------------------------------------------
+# Keras: imported by the bridge only when it is used.
+# ---------------------------------------------------------------------------
+
+
+def test_import_jaxdecay_imports_no_keras():
+    """The core depends on jax and numpy alone: importing jaxdecay (every family
+    with it) and running a schedule through the shared program imports no Keras,
+    nor jaxdecay's public Keras module."""
+    code = (
+        "import sys, jaxdecay\n"
+        "jaxdecay.ExponentialDecay(0.1, 3, 0.5)(7)\n"
+        "print(sorted({'keras', 'jaxdecay.keras'} & set(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_keras_bridge_imports_no_schedule_module():
+    """`_config` imports the bridge, so the bridge imports neither `_config`, the
+    registry nor any family: it reads a schedule class by what it does."""
+    from jaxdecay._registry import FAMILIES
+
+    families = {cls.__module__.rpartition(".")[2] for cls in FAMILIES.values()}
+    assert "_keras" in _import_graph()["_config"]
+    assert _import_graph()["_keras"] & {"_config", "_registry", *families} == set()

@@ -215,7 +215,7 @@ def no_imports():
 @pytest.mark.parametrize(
     "class_name",
     [
-        "PolynomialDecay",
+        "CosineDecayRestarts",
         "os.system",
         f"{NEVER_IMPORTED}.Evil",
         "exponentialdecay",
@@ -224,7 +224,7 @@ def no_imports():
     ],
 )
 def test_deserialize_class_name_not_allowed(class_name, no_imports):
-    """Only class_name "ExponentialDecay" is accepted; others raise ValueError
+    """Only the families' class names are accepted; others raise ValueError
     naming the class_name, and nothing is imported."""
     with pytest.raises(ValueError, match=r"class_name.*" + re.escape(repr(class_name))):
         jaxdecay.deserialize(wrapped(class_name=class_name))
@@ -232,7 +232,17 @@ def test_deserialize_class_name_not_allowed(class_name, no_imports):
 
 @pytest.mark.parametrize(
     "module",
-    ["os", "builtins", NEVER_IMPORTED, f"{NEVER_IMPORTED}.schedules", "keras.src"],
+    [
+        "os",
+        "builtins",
+        NEVER_IMPORTED,
+        f"{NEVER_IMPORTED}.schedules",
+        "keras.src",
+        # jaxdecay's private modules are no names a serialized schedule is read by.
+        "jaxdecay._keras",
+        "jaxdecay._exponential",
+        "jaxdecay.keras.ExponentialDecay",
+    ],
 )
 def test_deserialize_module_not_allowed(module, no_imports):
     """A module outside the allow-list raises ValueError naming it; it is never
@@ -253,9 +263,22 @@ def test_deserialize_module_of_wrong_type(module, no_imports):
         jaxdecay.deserialize(json.dumps(wrapped(module=module)))
 
 
-@pytest.mark.parametrize("registered_name", ["os.system", f"{NEVER_IMPORTED}>Evil", 3])
+@pytest.mark.parametrize(
+    "registered_name",
+    [
+        "os.system",
+        f"{NEVER_IMPORTED}>Evil",
+        3,
+        "jaxdecay>InverseTimeDecay",  # another class's
+        "jaxdecay.keras>ExponentialDecay",
+        "Custom>ExponentialDecay",
+        ["jaxdecay>ExponentialDecay"],
+    ],
+)
 def test_deserialize_registered_name_not_allowed(registered_name, no_imports):
-    """A registered_name other than None/"ExponentialDecay" raises ValueError."""
+    """A registered_name other than None, "ExponentialDecay" and
+    "jaxdecay>ExponentialDecay" (Keras' name for `to_keras()`'s class) raises
+    ValueError."""
     with pytest.raises(
         ValueError, match=r"registered_name.*" + re.escape(repr(registered_name))
     ):
@@ -268,11 +291,13 @@ def test_deserialize_accepts_allowed_names(no_imports):
         "keras.optimizers.schedules",
         "keras.src.optimizers.schedules.learning_rate_schedule",
         "jaxdecay",
+        "jaxdecay.keras",
     ]:
-        loaded = jaxdecay.deserialize(
-            wrapped(module=module, registered_name="ExponentialDecay")
-        )
-        assert loaded == ExponentialDecay(**VALID)
+        for registered_name in (None, "ExponentialDecay", "jaxdecay>ExponentialDecay"):
+            loaded = jaxdecay.deserialize(
+                wrapped(module=module, registered_name=registered_name)
+            )
+            assert loaded == ExponentialDecay(**VALID)
 
 
 def test_deserialize_unknown_wrapper_key(no_imports):

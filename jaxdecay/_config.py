@@ -71,6 +71,9 @@ class Family(NamedTuple):
     builder: the builder's name (`exponential_decay`).
     kernel: the family's `Kernel`.
     peak: the field that a piece such as the warmup leads up to.
+    start: the family's field that a piece such as the warmup starts from, where
+      the family has one (Keras' CosineDecay warms up from its initial rate);
+      None: the piece's own (`warmup_init`).
     view: how the command line shows the family's curve.
     pieces: the pieces a config of the family may use.
     optax: optax's schedule without a warmup, and with one (None: none).
@@ -85,6 +88,7 @@ class Family(NamedTuple):
     pieces: tuple[Piece, ...] = ()
     optax: tuple[str | None, str | None] = (None, None)
     rate: str | None = None
+    start: str | None = None
 
 
 _C = TypeVar("_C", bound="Config")
@@ -476,7 +480,8 @@ def _plan(cls: Any, static: tuple[Any, ...], pieces: tuple[str, ...]) -> Plan:
         return Part(kernel, *spec.part_leaves(name))
 
     used = tuple(part(p.kernel, p.name) for p in family.pieces if p.name in pieces)
-    return Plan(family.builder, part(family.kernel, None), used, static, family.peak)
+    family_part = part(family.kernel, None)
+    return Plan(family.builder, family_part, used, static, family.peak, family.start)
 
 
 # ---------------------------------------------------------------------------

@@ -11,12 +11,13 @@ from typing import Any
 
 from jaxdecay import _serialize
 from jaxdecay._config import Config
+from jaxdecay._cosine import CosineDecay
 from jaxdecay._exponential import ExponentialDecay
 from jaxdecay._inverse_time import InverseTimeDecay
 from jaxdecay._validation import preview
 
 FAMILIES: Mapping[str, type[Config]] = {
-    cls.__name__: cls for cls in (ExponentialDecay, InverseTimeDecay)
+    cls.__name__: cls for cls in (ExponentialDecay, InverseTimeDecay, CosineDecay)
 }
 
 

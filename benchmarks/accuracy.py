@@ -208,7 +208,7 @@ def warmup_row(count: int) -> dict[str, list[float]]:
 
 
 # The families beside `ExponentialDecay`: a module each, in benchmarks/.
-FAMILIES = ("_accuracy_inverse_time",)
+FAMILIES = ("_accuracy_inverse_time", "_accuracy_cosine")
 STEPS_PER_CONFIG = 64
 
 

@@ -144,7 +144,7 @@ def _prepare(numbers: Mapping[str, Any], *, host: bool = False) -> _Constants:
     valid = steps[0] >= 1
     steps = (ops.where(valid, steps[0], one), ops.where(valid, steps[1], zero))
     (q_hi, q_lo), exponent = scaled_div((one, zero), steps, zero, fmt)
-    unit = power_of_two(np.int32(6) - exponent, fmt)
+    unit = power_of_two(int_dtype.type(6) - exponent, fmt)
     constants = _Constants(q_hi * unit, q_lo * unit, steps[0], steps[1])
     # The kernel works on bits: the derivatives come from `_decay`.
     return constants if host else lax.stop_gradient(constants)
@@ -173,9 +173,9 @@ def _reduced(
     compute = fmt.dtype
     n = unsigned_double_word(position.whole, compute)
     fraction = position.fraction
+    moving = None  # the float step, whose tangent m's high word carries
     if fraction is not None:
         f = jnp.where(position.in_range, fraction, 0).astype(compute)
-        n = dw_add(n, (f, jnp.zeros_like(f)))
         # A float step beyond the integer range (infinity included), and after
         # the pieces before the family's own steps: an integer, in float arithmetic.
         elapsed = position.step.astype(compute)
@@ -183,16 +183,24 @@ def _reduced(
             elapsed = elapsed - position.offset
         far = position.far
         elapsed = jnp.where(far, jnp.clip(elapsed, 0, np.finfo(compute).max), 0)
+        moving = jnp.where(far, elapsed, f)
+        f, elapsed = lax.stop_gradient(f), lax.stop_gradient(elapsed)
+        n = dw_add(n, (f, jnp.zeros_like(f)))
         n = (jnp.where(far, elapsed, n[0]), jnp.where(far, 0, n[1]))
     d = (constants.steps_hi, constants.steps_lo)
     capped = ~_below(n, d)  # n >= D
     upper = capped | _below(d, (2 * n[0], 2 * n[1]))  # 2n > D
     rest = dw_add(d, (-n[0], -n[1]))
-    m = tuple(
+    m_hi, m_lo = (
         jnp.where(capped, 0, jnp.where(upper, r, x))
         for r, x in zip(rest, n, strict=True)
     )
-    return (m[0], m[1]), upper
+    if moving is not None:
+        # The tangent of the step alone, added as an exact 0: through the double
+        # words' error terms, a large cotangent would overflow to inf.
+        direction = jnp.where(capped, 0, jnp.where(upper, -1, 1)).astype(compute)
+        m_hi = m_hi + direction * (moving - lax.stop_gradient(moving))
+    return (m_hi, m_lo), upper
 
 
 def _below(x: DW, y: DW) -> jax.Array:
@@ -207,7 +215,7 @@ class _Parts(NamedTuple):
     value: jax.Array
     h: jax.Array  # 0.5 * (1 + cos(pi x)), rounded
     s: jax.Array  # 1 - h, rounded
-    sin_2phi: jax.Array  # sin(pi x) = 2 sin(phi) cos(phi), rounded
+    sin_cos: jax.Array  # sin(phi) cos(phi) = sin(pi x) / 2, rounded
 
 
 def _parts(
@@ -250,9 +258,10 @@ def _parts(
     cos2 = dw_mul(cos_phi, cos_phi, zero, fmt)
     h = (jnp.where(upper, sin2[0], cos2[0]), jnp.where(upper, sin2[1], cos2[1]))
     s = (jnp.where(upper, cos2[0], sin2[0]), jnp.where(upper, cos2[1], sin2[1]))
-    # alpha = a * 2**E with |a| < 2 (E >= 0): h + alpha * s = 2**E (h 2**-E + a s),
-    # with no product to overflow.
-    alpha_exponent = jnp.maximum(binade(alpha, fmt), int_dtype.type(0))
+    # h + alpha * s = 2**E (h 2**-E + a s) with a = alpha 2**-E < 2**63: no
+    # product overflows. E > 0 only for a huge alpha, where h 2**-E counts only
+    # at step 0 (h = 1 exactly: s is 0 or above 2**-130).
+    alpha_exponent = jnp.maximum(binade(alpha, fmt) - 62, int_dtype.type(0))
     unit = power_of_two(-alpha_exponent, fmt)
     scaled = dw_add((h[0] * unit, h[1] * unit), dw_mul_fp(s, alpha * unit, zero, fmt))
     # peak = sign * p * 2**e with p in [1, 2): p * scaled rounded once, then the
@@ -274,7 +283,7 @@ def _parts(
     # 0 and inf (a number beyond the compute dtype) as IEEE multiplies them.
     special = (magnitude == 0) | jnp.isinf(peak)
     value = jnp.where(special, peak * (h[0] + alpha * s[0]), value)
-    return _Parts(value, h[0], s[0], 2 * (sin_phi[0] * cos_phi[0]))
+    return _Parts(value, h[0], s[0], sin_phi[0] * cos_phi[0])
 
 
 @jax.custom_jvp
@@ -304,7 +313,13 @@ def _decay_jvp(
     if not isinstance(m_dot, SymbolicZero):
         step = _tables(value.dtype).step
         per_step = constants.scale_hi * value.dtype.type(step[0])  # pi / 2D
-        slope = (peak * per_step) * ((1 - alpha) * parts.sin_2phi)
+        # The numbers' factor in an order that the compiler keeps: regrouped
+        # (with the 2, say), a huge alpha overflowed where the derivative does not.
+        kept = (peak * (per_step * (1 - alpha)), 2 * parts.sin_cos)
+        factor, sine = lax.optimization_barrier(kept)  # type: ignore[no-untyped-call]
+        # None where the curve is flat (before the decay and after it): there a
+        # huge factor would make inf * 0.
+        slope = jnp.where(sine == 0, 0, factor * sine)
         tangent = tangent + jnp.where(upper, slope, -slope) * m_dot
     return value, tangent
 

@@ -3,7 +3,7 @@
 The paths: an eager call on an array of steps and on scalar steps, `jax.jit` of the
 schedule, the config as a jit argument, one row of `jax.vmap` over stacked configs,
 the family's builder, and the learning rate `optax.sgd` applies. Any family with an
-`initial_learning_rate` and a `decay_rate` runs them.
+`initial_learning_rate` and a second float number runs them.
 """
 
 from __future__ import annotations
@@ -35,6 +35,19 @@ def optax_lr(schedule: Any, step: Any) -> jax.Array:
     return -updates
 
 
+def _second_float(config: Any) -> str:
+    """The family's first float number after `initial_learning_rate` that is set
+    (`decay_rate`, or `CosineDecay`'s `alpha`)."""
+    spec = config.spec
+    return next(
+        name
+        for name in spec.leaves
+        if name not in spec.integer_leaves
+        and name != "initial_learning_rate"
+        and getattr(config, name) is not None
+    )
+
+
 AS_ARGUMENT = jax.jit(lambda c, s: c(s))
 SWEPT = jax.jit(jax.vmap(lambda c, s: c(s), in_axes=(0, None)))
 IN_OPTAX = jax.jit(jax.vmap(lambda c, s: optax_lr(c, s), in_axes=(None, 0)))
@@ -44,7 +57,7 @@ def paths(config: Any, steps: Any) -> dict[str, Any]:
     """The learning rate at `steps` (int32) by every path, as arrays."""
     others = [
         dataclasses.replace(config, initial_learning_rate=0.5),
-        dataclasses.replace(config, decay_rate=0.25),
+        dataclasses.replace(config, **{_second_float(config): 0.25}),
     ]
     rows = SWEPT(stack([others[0], config, others[1]]), steps)
     scalars = [config(int(step)) for step in steps[:4]]

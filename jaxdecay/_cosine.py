@@ -5,23 +5,25 @@ D)``, ``D = decay_steps`` and ``peak`` the initial rate, or `warmup_target` afte
 Keras' warmup (the shared warmup piece, started from the initial rate). The kernel
 is exact to within 1 ulp, by a reduction that rounds nothing until the end:
 
-- ``0.5 * (1 + cos(pi x)) = cos(pi x / 2)**2`` and ``1 - that = sin(pi x / 2)**2``,
-  and the value is ``peak * (h + alpha * s)`` with ``h`` the first and ``s`` the
-  second: two terms of the same sign for ``alpha >= 0``, never ``1 - alpha``;
-- past the middle, ``x = n / D`` is replaced by ``(D - n) / D`` (an exact integer
-  subtraction), which swaps ``h`` and ``s``: the angle is always at most ``pi/4``,
-  and near the end ``h`` is a small sine squared, with all its bits;
-- ``64 * m / D`` is an exact double word times the double word of ``64 / D``; its
-  nearest integer ``k`` picks ``sin`` and ``cos`` of ``pi k / 128`` from a table of
-  double words, and the rest (``|b| <= pi/256``) takes a short polynomial;
-- ``peak * (h + alpha * s)`` is formed in double words and rounded once.
+- ``0.5 * (1 + cos(pi x)) = 1 - sin(pi x / 2)**2``, and past the middle ``x = n /
+  D`` is replaced by ``(D - n) / D`` (an exact subtraction of steps), for which it
+  is ``sin(pi x / 2)**2`` itself: the angle ``phi`` is at most ``pi/4``, and near
+  the end the small value is a small sine squared, with all its bits;
+- ``phi`` is an exact double word times the double word of ``pi / 2D``, and
+  ``q = sin(phi)**2 = z (1 - z/3 + z**2 P(z))``, ``z = phi**2``, a series whose
+  tail is below a tenth of the value and takes plain floats;
+- the value is ``peak * (1 - (1 - alpha) q)`` or ``peak * (alpha + (1 - alpha)
+  q)``, with ``1 - alpha`` exact as two words, formed in double words and rounded
+  once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import decimal
+import fractions
 import functools
+import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -46,6 +48,7 @@ from jaxdecay._dw import (
     power_of_two,
     scaled_div,
     steps_double_word,
+    two_sum,
     unfused,
     unpack,
     unsigned_double_word,
@@ -56,65 +59,44 @@ from jaxdecay._steps import Position
 
 _OPTAX = "cosine_decay_schedule"
 
-# pi to 60 digits: the table and its step are made from it in decimal arithmetic.
+# pi to 60 digits, for the double word of pi / 2.
 _PI = decimal.Decimal("3.14159265358979323846264338327950288419716939937510582097494")
-_DIGITS = 50
-_TABLE_STEPS = 64  # the table holds sin and cos of (pi/2) * k / 64, k = 0..32
+# The series' terms by format: the first omitted one, 2**(2n - 1) z**(n - 1) /
+# (2n)! at z = (pi/4)**2, is below 2**-34 (float32) or 2**-62 (float64) of z.
+_TERMS = {np.dtype(np.float32): 8, np.dtype(np.float64): 12}
 
 
-class _Tables(NamedTuple):
+class _Series(NamedTuple):
     """The host constants of the kernel for one compute dtype."""
 
-    table: np.ndarray  # (33, 4): sin hi, sin lo, cos hi, cos lo of pi k / 128
-    step: tuple[float, float]  # pi / 128 as a double word
-    sine: tuple[float, ...]  # sin b = b + b * b2 * (sine[0] + b2 * (...))
-    cosine: tuple[float, ...]  # cos b = 1 + b2 * (cosine[0] + b2 * (...))
+    half_pi: tuple[float, float]  # pi / 2 as a double word
+    third: tuple[float, float]  # -1/3 as a double word
+    tail: tuple[float, ...]  # P(z), highest power first
 
 
-def _double_word(x: decimal.Decimal, dtype: np.dtype[Any]) -> tuple[float, float]:
+def _double_word(x: fractions.Fraction, dtype: Any) -> tuple[float, float]:
     """``hi + lo ~ x`` in `dtype`: ``hi`` within an ulp of ``x``, ``lo`` the rest."""
     hi = float(dtype.type(float(x)))
-    return hi, float(dtype.type(float(x - decimal.Decimal(hi))))
-
-
-def _sin_cos(x: decimal.Decimal) -> tuple[decimal.Decimal, decimal.Decimal]:
-    """sin and cos of ``0 <= x <= 1`` by their series, to the context's precision."""
-    sine, cosine = decimal.Decimal(0), decimal.Decimal(0)
-    term, k = decimal.Decimal(1), 0
-    while term != 0 and abs(term) > decimal.Decimal(10) ** -(_DIGITS + 5):
-        # term = x**k / k!
-        if k % 2 == 0:
-            cosine += term if k % 4 == 0 else -term
-        else:
-            sine += term if k % 4 == 1 else -term
-        k += 1
-        term = term * x / k
-    return sine, cosine
+    return hi, float(dtype.type(float(x - fractions.Fraction(hi))))
 
 
 @functools.cache
-def _tables(dtype: np.dtype[Any]) -> _Tables:
-    with decimal.localcontext() as context:
-        context.prec = _DIGITS
-        step = _PI / (2 * _TABLE_STEPS)
-        rows = []
-        for k in range(_TABLE_STEPS // 2 + 1):
-            sine, cosine = _sin_cos(step * k)
-            rows.append((*_double_word(sine, dtype), *_double_word(cosine, dtype)))
-        # Taylor coefficients of (sin b - b) / b**3 and (cos b - 1) / b**2 in b**2:
-        # with |b| <= pi/256 the first omitted term is below 2**-60 of the value.
-        sine_terms = (-1 / 6, 1 / 120, -1 / 5040)
-        cosine_terms = (-1 / 2, 1 / 24, -1 / 720)
-        return _Tables(
-            table=np.asarray(rows, dtype),
-            step=_double_word(step, dtype),
-            sine=tuple(float(dtype.type(c)) for c in sine_terms),
-            cosine=tuple(float(dtype.type(c)) for c in cosine_terms),
-        )
+def _series(dtype: np.dtype[Any]) -> _Series:
+    # sin(phi)**2 = (1 - cos(2 phi)) / 2 = sum over n >= 1 of
+    # (-1)**(n + 1) 2**(2n - 1) z**n / (2n)!.
+    coefficients = [
+        fractions.Fraction((-1) ** (n + 1) * 2 ** (2 * n - 1), math.factorial(2 * n))
+        for n in range(1, _TERMS[dtype] + 1)
+    ]
+    return _Series(
+        half_pi=_double_word(fractions.Fraction(_PI) / 2, dtype),
+        third=_double_word(coefficients[1], dtype),
+        tail=tuple(float(dtype.type(float(c))) for c in reversed(coefficients[2:])),
+    )
 
 
 class _Constants(NamedTuple):
-    """``64 / decay_steps`` and ``decay_steps`` as double words."""
+    """``pi / (2 decay_steps)`` and ``decay_steps`` as double words."""
 
     scale_hi: Any
     scale_lo: Any
@@ -143,9 +125,11 @@ def _prepare(numbers: Mapping[str, Any], *, host: bool = False) -> _Constants:
     # At least 1, as for a traced value that validation could not see.
     valid = steps[0] >= 1
     steps = (ops.where(valid, steps[0], one), ops.where(valid, steps[1], zero))
-    (q_hi, q_lo), exponent = scaled_div((one, zero), steps, zero, fmt)
-    unit = power_of_two(int_dtype.type(6) - exponent, fmt)
-    constants = _Constants(q_hi * unit, q_lo * unit, steps[0], steps[1])
+    inverse, exponent = scaled_div((one, zero), steps, zero, fmt)
+    half_pi = tuple(fmt.dtype.type(x) for x in _series(fmt.dtype).half_pi)
+    scale = dw_mul(inverse, half_pi, zero, fmt)  # in (pi/4, pi/2]: no underflow
+    unit = power_of_two(-exponent, fmt)
+    constants = _Constants(scale[0] * unit, scale[1] * unit, steps[0], steps[1])
     # The kernel works on bits: the derivatives come from `_decay`.
     return constants if host else lax.stop_gradient(constants)
 
@@ -226,44 +210,50 @@ def _parts(
     fmt = format_for(dtype)
     int_dtype = fmt.int_dtype
     sign_bit = np.iinfo(int_dtype).min
-    tables = _tables(fmt.dtype)
     # +0.0 from the angle's bits: the compiler cannot prove it zero.
     zero = lax.bitcast_convert_type(
         lax.bitcast_convert_type(m[0], int_dtype) & sign_bit, dtype
     )
-    w = dw_mul(m, (constants.scale_hi, constants.scale_lo), zero, fmt)  # 64 m / D
-    k = lax.round(w[0], lax.RoundingMethod.TO_NEAREST_EVEN)
-    t = fast_two_sum(w[0] - k, w[1])  # w[0] - k is exact
-    step = tuple(dtype.type(x) for x in tables.step)
-    b = dw_mul(t, step, zero, fmt)  # phi = pi k / 128 + b, |b| <= pi / 256
-    b2 = b[0] * b[0]
-    sine = tables.sine
-    cosine = tables.cosine
-    poly_s = unfused(b2 * dtype.type(sine[2]), zero) + dtype.type(sine[1])
-    poly_s = unfused(b2 * poly_s, zero) + dtype.type(sine[0])
-    e = b[0] * (b2 * poly_s)  # sin b - b
-    poly_c = unfused(b2 * dtype.type(cosine[2]), zero) + dtype.type(cosine[1])
-    poly_c = unfused(b2 * poly_c, zero) + dtype.type(cosine[0])
-    d = b2 * poly_c  # cos b - 1
-    row = jnp.asarray(tables.table).at[k.astype(np.int32)].get(mode="promise_in_bounds")
-    s_k, c_k = (row[..., 0], row[..., 1]), (row[..., 2], row[..., 3])
-    # sin(phi) = S + (C b + C e + S d); cos(phi) = C + (C d - S b - S e).
-    cb = dw_mul(c_k, b, zero, fmt)
-    small = unfused(c_k[0] * e, zero) + unfused(s_k[0] * d, zero)
-    sin_phi = dw_add(s_k, fast_two_sum(cb[0], cb[1] + small))
-    sb = dw_mul(s_k, b, zero, fmt)
-    small = unfused(c_k[0] * d, zero) - unfused(s_k[0] * e, zero)
-    cos_phi = dw_add(c_k, fast_two_sum(-sb[0], small - sb[1]))
-    sin2 = dw_mul(sin_phi, sin_phi, zero, fmt)
-    cos2 = dw_mul(cos_phi, cos_phi, zero, fmt)
-    h = (jnp.where(upper, sin2[0], cos2[0]), jnp.where(upper, sin2[1], cos2[1]))
-    s = (jnp.where(upper, cos2[0], sin2[0]), jnp.where(upper, cos2[1], sin2[1]))
-    # h + alpha * s = 2**E (h 2**-E + a s) with a = alpha 2**-E < 2**63: no
-    # product overflows. E > 0 only for a huge alpha, where h 2**-E counts only
-    # at step 0 (h = 1 exactly: s is 0 or above 2**-130).
+    series = _series(fmt.dtype)
+    phi = dw_mul(m, (constants.scale_hi, constants.scale_lo), zero, fmt)
+    # phi 2**S in [1, 2) (S >= 0): phi may be as small as 2**-63, and its square's
+    # low word would be subnormal, which XLA flushes to 0.
+    field = lax.bitcast_convert_type(phi[0], int_dtype) >> (fmt.mantissa_bits - 1)
+    shift = jnp.clip(fmt.exponent_bias - field, 0, 64).astype(int_dtype)
+    up = power_of_two(shift, fmt)
+    phi_up = (phi[0] * up, phi[1] * up)
+    z_up = dw_mul(phi_up, phi_up, zero, fmt)  # z 2**2S
+    down = power_of_two(-shift, fmt)
+    z = (z_up[0] * down * down, z_up[1] * down * down)  # <= (pi/4)**2
+    third = tuple(dtype.type(x) for x in series.third)
+    linear = dw_mul(z, third, zero, fmt)  # -z/3
+    tail = jnp.zeros_like(z[0])
+    for coefficient in series.tail:
+        tail = unfused(tail * z[0], zero) + dtype.type(coefficient)
+    tail = unfused((z[0] * z[0]) * tail, zero)  # z**2 P(z), below z/10
+    # 1 from the data, not a constant: XLA would fold (1 + x) - 1 to x.
+    one = lax.bitcast_convert_type(
+        lax.bitcast_convert_type(zero, int_dtype)
+        | int_dtype.type(fmt.exponent_bias << (fmt.mantissa_bits - 1)),
+        dtype,
+    )
+    head, error = fast_two_sum(one, linear[0])  # |linear| <= 0.21
+    factor = fast_two_sum(head, error + (linear[1] + tail))
+    q_up = dw_mul(z_up, factor, zero, fmt)  # sin(phi)**2 2**2S
+    # h + alpha * s: 1 - (1 - alpha) q in the first half, alpha + (1 - alpha) q
+    # in the second; scaled by 2**-E (E > 0 only for alpha >= 2**63) so that no
+    # product overflows.
     alpha_exponent = jnp.maximum(binade(alpha, fmt) - 62, int_dtype.type(0))
     unit = power_of_two(-alpha_exponent, fmt)
-    scaled = dw_add((h[0] * unit, h[1] * unit), dw_mul_fp(s, alpha * unit, zero, fmt))
+    a = alpha * unit
+    rest = two_sum(unit, -a)  # (1 - alpha) 2**-E, exactly
+    c0 = jnp.where(upper, a, unit)
+    c1 = (jnp.where(upper, rest[0], -rest[0]), jnp.where(upper, rest[1], -rest[1]))
+    term_up = dw_mul(c1, q_up, zero, fmt)
+    # Where its low word underflows, the term is below 2**-100 of c0.
+    term = (term_up[0] * down * down, term_up[1] * down * down)
+    q = (q_up[0] * down * down, q_up[1] * down * down)  # sin(phi)**2 <= 1/2
+    scaled = dw_add((c0, jnp.zeros_like(c0)), term)
     # peak = sign * p * 2**e with p in [1, 2): p * scaled rounded once, then the
     # powers of two.
     bits = lax.bitcast_convert_type(peak, int_dtype)
@@ -280,10 +270,12 @@ def _parts(
     half = exponent >> 1
     first = power_of_two(half, fmt, bits & sign_bit)
     value = (product * first) * power_of_two(exponent - half, fmt)
+    s = jnp.where(upper, 1 - q[0], q[0])  # 1 - h
     # 0 and inf (a number beyond the compute dtype) as IEEE multiplies them.
     special = (magnitude == 0) | jnp.isinf(peak)
-    value = jnp.where(special, peak * (h[0] + alpha * s[0]), value)
-    return _Parts(value, h[0], s[0], sin_phi[0] * cos_phi[0])
+    value = jnp.where(special, peak * ((1 - s) + alpha * s), value)
+    sin_cos = jnp.sqrt(q[0] * (1 - q[0]))
+    return _Parts(value, 1 - s, s, sin_cos)
 
 
 @jax.custom_jvp
@@ -311,8 +303,7 @@ def _decay_jvp(
     if not isinstance(alpha_dot, SymbolicZero):
         tangent = tangent + (peak * parts.s) * alpha_dot
     if not isinstance(m_dot, SymbolicZero):
-        step = _tables(value.dtype).step
-        per_step = constants.scale_hi * value.dtype.type(step[0])  # pi / 2D
+        per_step = constants.scale_hi  # pi / 2D
         # The numbers' factor in an order that the compiler keeps: regrouped
         # (with the 2, say), a huge alpha overflowed where the derivative does not.
         kept = (peak * (per_step * (1 - alpha)), 2 * parts.sin_cos)

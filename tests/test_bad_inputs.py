@@ -48,17 +48,17 @@ def json_of(cell):
     return text
 
 
-def read_page():
+def read_page(base_marker=BASE_MARKER, table_marker=TABLE_MARKER):
     """(base config, rows) from the page; rows are (id, where, json, error,
     message) with `json` None for *absent*."""
     text = PAGE.read_text(encoding="utf-8")
-    if TABLE_MARKER not in text or BASE_MARKER not in text:
+    if table_marker + "\n" not in text or base_marker not in text:
         return None, []
     base = re.search(
-        re.escape(BASE_MARKER) + r"\s*```json\n(.*?)```", text, flags=re.DOTALL
+        re.escape(base_marker) + r"\s*```json\n(.*?)```", text, flags=re.DOTALL
     )
     assert base, "the base config must follow its marker as a ```json block"
-    table = text.split(TABLE_MARKER, 1)[1].strip().splitlines()
+    table = text.split(table_marker + "\n", 1)[1].strip().splitlines()
     assert table[0].startswith("| Where | JSON | Error | Message |"), table[0]
     rows = []
     for line in table[2:]:
@@ -75,15 +75,19 @@ def read_page():
 
 
 BASE, ROWS = read_page()
+# CosineDecay's rows, from a base of its own.
+COSINE_BASE, COSINE_ROWS = read_page(
+    "<!-- docs:bad-inputs-cosine-base -->", "<!-- docs:bad-inputs-cosine -->"
+)
 
 
-def text_for(where, source):
+def text_for(where, source, base=None):
     """The base config's JSON text with `source` at `where` (or the key removed),
     or `source` alone for the whole text. Inserted as text, so that NaN literals,
     long integers and duplicate keys reach the parser as written."""
     if where == WHOLE_TEXT:
         return source
-    data = copy.deepcopy(BASE)
+    data = copy.deepcopy(BASE if base is None else base)
     *parents, key = where.split(".")
     target = data
     for parent in parents:
@@ -162,7 +166,32 @@ def test_row(read, where, source, error, message):
     assert str(raised.value) == message
 
 
-EVERY_FAMILY = "['ExponentialDecay', 'InverseTimeDecay']"
+EVERY_FAMILY = "['ExponentialDecay', 'InverseTimeDecay', 'CosineDecay']"
+
+
+def test_cosine_base_config_is_what_jaxdecay_writes_and_loads():
+    assert COSINE_BASE is not None, "docs/bad-inputs.md has no CosineDecay table"
+    schedule = jaxdecay.CosineDecay(0.1, 1000)
+    assert jaxdecay.serialize(schedule) == COSINE_BASE
+    assert jaxdecay.deserialize(json.dumps(COSINE_BASE)) == schedule
+
+
+@pytest.mark.parametrize(
+    ("where", "source", "error", "message"),
+    [pytest.param(*row[1:], id=row[0]) for row in COSINE_ROWS]
+    or [pytest.param(None, None, None, None, id="the page has no CosineDecay table")],
+)
+@pytest.mark.parametrize(
+    "read",
+    [jaxdecay.deserialize, jaxdecay.CosineDecay.from_json],
+    ids=["deserialize", "from_json"],
+)
+def test_cosine_row(read, where, source, error, message):
+    assert COSINE_ROWS, "docs/bad-inputs.md has no CosineDecay table"
+    with pytest.raises(ERRORS[error]) as raised:
+        read(text_for(where, source, COSINE_BASE))
+    assert type(raised.value) is ERRORS[error]
+    assert str(raised.value) == message
 
 
 # ---------------------------------------------------------------------------

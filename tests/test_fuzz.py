@@ -67,6 +67,18 @@ VALID = {
     },
     # The other families, in Keras 3's shape: the mutations mix their keys in.
     "inverse_time": jaxdecay.serialize(jaxdecay.InverseTimeDecay(0.1, 1000, 0.5)),
+    "cosine": jaxdecay.serialize(
+        jaxdecay.CosineDecay(0.0, 1000, 0.1, warmup_target=0.1, warmup_steps=100)
+    ),
+    "cosine_tf2": {
+        "class_name": "CosineDecay",
+        "config": {
+            "initial_learning_rate": 0.1,
+            "decay_steps": 1000,
+            "alpha": 0.0,
+            "name": None,
+        },
+    },
 }
 # What a loaded config may be: any family's class.
 SCHEDULES = tuple(FAMILIES.values())

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import jax
 import keras
 import mpmath
 import numpy as np
@@ -85,7 +86,9 @@ def edges(kwargs: dict[str, Any]) -> list[int]:
 
 
 def keras_schedule(kwargs: dict[str, Any]) -> Callable[[Any], Any] | None:
-    return keras.optimizers.schedules.CosineDecay(**kwargs)
+    schedule = keras.optimizers.schedules.CosineDecay(**kwargs)
+    # Keras' warmup branches on a scalar step (`ops.cond`): one step at a time.
+    return schedule if kwargs["warmup_target"] is None else jax.vmap(schedule)
 
 
 def optax_schedule(kwargs: dict[str, Any]) -> Callable[[Any], Any] | None:

@@ -216,10 +216,11 @@ def _parts(
     )
     series = _series(fmt.dtype)
     phi = dw_mul(m, (constants.scale_hi, constants.scale_lo), zero, fmt)
-    # phi 2**S in [1, 2) (S >= 0): phi may be as small as 2**-63, and its square's
-    # low word would be subnormal, which XLA flushes to 0.
+    # phi 2**S in [1, 2) (0 <= S <= 60, so that 2**-2S is normal): phi may be as
+    # small as 2**-63, and its square's low word would be subnormal, which XLA
+    # flushes to 0.
     field = lax.bitcast_convert_type(phi[0], int_dtype) >> (fmt.mantissa_bits - 1)
-    shift = jnp.clip(fmt.exponent_bias - field, 0, 64).astype(int_dtype)
+    shift = jnp.clip(fmt.exponent_bias - field, 0, 60).astype(int_dtype)
     up = power_of_two(shift, fmt)
     phi_up = (phi[0] * up, phi[1] * up)
     z_up = dw_mul(phi_up, phi_up, zero, fmt)  # z 2**2S

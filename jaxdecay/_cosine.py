@@ -209,12 +209,39 @@ def _parts(
     dtype = jnp.result_type(peak)
     fmt = format_for(dtype)
     int_dtype = fmt.int_dtype
-    sign_bit = np.iinfo(int_dtype).min
     # +0.0 from the angle's bits: the compiler cannot prove it zero.
     zero = lax.bitcast_convert_type(
-        lax.bitcast_convert_type(m[0], int_dtype) & sign_bit, dtype
+        lax.bitcast_convert_type(m[0], int_dtype) & np.iinfo(int_dtype).min, dtype
     )
-    series = _series(fmt.dtype)
+    q_up, down = _sine_squared(constants, m, zero, fmt)
+    # h + alpha * s: 1 - (1 - alpha) q in the first half, alpha + (1 - alpha) q
+    # in the second; scaled by 2**-E (E > 0 only for alpha >= 2**63) so that no
+    # product overflows.
+    alpha_exponent = jnp.maximum(binade(alpha, fmt) - 62, int_dtype.type(0))
+    unit = power_of_two(-alpha_exponent, fmt)
+    a = alpha * unit
+    rest = two_sum(unit, -a)  # (1 - alpha) 2**-E, exactly
+    c0 = jnp.where(upper, a, unit)
+    c1 = (jnp.where(upper, rest[0], -rest[0]), jnp.where(upper, rest[1], -rest[1]))
+    term_up = dw_mul(c1, q_up, zero, fmt)
+    # Where its low word underflows, the term is below 2**-100 of c0.
+    term = (term_up[0] * down * down, term_up[1] * down * down)
+    scaled = dw_add((c0, jnp.zeros_like(c0)), term)
+    value = _times(peak, scaled, alpha_exponent, zero, fmt)
+    q = q_up[0] * down * down  # sin(phi)**2 <= 1/2
+    s = jnp.where(upper, 1 - q, q)  # 1 - h
+    # 0 and inf (a number beyond the compute dtype) as IEEE multiplies them.
+    special = (peak == 0) | jnp.isinf(peak)
+    value = jnp.where(special, peak * ((1 - s) + alpha * s), value)
+    return _Parts(value, 1 - s, s, jnp.sqrt(q * (1 - q)))
+
+
+def _sine_squared(
+    constants: _Constants, m: DW, zero: jax.Array, fmt: Format
+) -> tuple[DW, jax.Array]:
+    """``sin(phi)**2 * 2**2S`` and ``2**-S``, ``phi = m * pi / 2D <= pi/4``."""
+    dtype, int_dtype = fmt.dtype, fmt.int_dtype
+    series = _series(dtype)
     phi = dw_mul(m, (constants.scale_hi, constants.scale_lo), zero, fmt)
     # phi 2**S in [1, 2) (0 <= S <= 60, so that 2**-2S is normal): phi may be as
     # small as 2**-63, and its square's low word would be subnormal, which XLA
@@ -240,43 +267,31 @@ def _parts(
     )
     head, error = fast_two_sum(one, linear[0])  # |linear| <= 0.21
     factor = fast_two_sum(head, error + (linear[1] + tail))
-    q_up = dw_mul(z_up, factor, zero, fmt)  # sin(phi)**2 2**2S
-    # h + alpha * s: 1 - (1 - alpha) q in the first half, alpha + (1 - alpha) q
-    # in the second; scaled by 2**-E (E > 0 only for alpha >= 2**63) so that no
-    # product overflows.
-    alpha_exponent = jnp.maximum(binade(alpha, fmt) - 62, int_dtype.type(0))
-    unit = power_of_two(-alpha_exponent, fmt)
-    a = alpha * unit
-    rest = two_sum(unit, -a)  # (1 - alpha) 2**-E, exactly
-    c0 = jnp.where(upper, a, unit)
-    c1 = (jnp.where(upper, rest[0], -rest[0]), jnp.where(upper, rest[1], -rest[1]))
-    term_up = dw_mul(c1, q_up, zero, fmt)
-    # Where its low word underflows, the term is below 2**-100 of c0.
-    term = (term_up[0] * down * down, term_up[1] * down * down)
-    q = (q_up[0] * down * down, q_up[1] * down * down)  # sin(phi)**2 <= 1/2
-    scaled = dw_add((c0, jnp.zeros_like(c0)), term)
-    # peak = sign * p * 2**e with p in [1, 2): p * scaled rounded once, then the
-    # powers of two.
+    return dw_mul(z_up, factor, zero, fmt), down
+
+
+def _times(
+    peak: Any, scaled: DW, exponent: jax.Array, zero: jax.Array, fmt: Format
+) -> jax.Array:
+    """``peak * scaled * 2**exponent``: peak's significand times ``scaled``,
+    rounded once, then the powers of two (0 and inf of peak aside)."""
+    int_dtype = fmt.int_dtype
+    sign_bit = np.iinfo(int_dtype).min
     bits = lax.bitcast_convert_type(peak, int_dtype)
     magnitude = bits & ~sign_bit
     peak_exponent, significand = unpack(
         jnp.where(magnitude == 0, jnp.asarray(1, int_dtype), magnitude), fmt
     )
     product = dw_mul_fp(scaled, significand, zero, fmt)[0]
-    exponent = jnp.clip(
-        peak_exponent + alpha_exponent,
+    total = jnp.clip(
+        peak_exponent + exponent,
         int_dtype.type(2 * (1 - fmt.exponent_bias)),
         int_dtype.type(2 * fmt.exponent_bias),
     )
-    half = exponent >> 1
+    half = total >> 1
     first = power_of_two(half, fmt, bits & sign_bit)
-    value = (product * first) * power_of_two(exponent - half, fmt)
-    s = jnp.where(upper, 1 - q[0], q[0])  # 1 - h
-    # 0 and inf (a number beyond the compute dtype) as IEEE multiplies them.
-    special = (magnitude == 0) | jnp.isinf(peak)
-    value = jnp.where(special, peak * ((1 - s) + alpha * s), value)
-    sin_cos = jnp.sqrt(q[0] * (1 - q[0]))
-    return _Parts(value, 1 - s, s, sin_cos)
+    value: jax.Array = (product * first) * power_of_two(total - half, fmt)
+    return value
 
 
 @jax.custom_jvp

@@ -208,7 +208,12 @@ def warmup_row(count: int) -> dict[str, list[float]]:
 
 
 # The families beside `ExponentialDecay`: a module each, in benchmarks/.
-FAMILIES = ("_accuracy_inverse_time", "_accuracy_polynomial", "_accuracy_piecewise")
+FAMILIES = (
+    "_accuracy_inverse_time",
+    "_accuracy_polynomial",
+    "_accuracy_piecewise",
+    "_accuracy_cosine",
+)
 STEPS_PER_CONFIG = 64
 
 

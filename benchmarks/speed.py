@@ -356,6 +356,43 @@ def polynomial_throughput(size: int, repetitions: int) -> dict[str, float]:
     return {name: size / seconds for name, seconds in medians.items()}
 
 
+COSINE_SIZE = 4 << 20  # the CosineDecay rows: 4M steps, in --quick too
+COSINE_ALPHA = 0.1
+
+
+def cosine_throughput(repetitions: int) -> dict[str, float]:
+    """Steps per second of `CosineDecay` (closed over, and the config as a jit
+    argument) and of optax's and Keras' cosine schedules, over 4M int32 steps."""
+    steps = jnp.asarray(
+        np.random.default_rng(1).integers(0, 2**31 - 1, COSINE_SIZE, dtype=np.int32)
+    )
+    # A decay as long as the steps: every step is on the curve.
+    decay_steps = 2**31
+    config = jaxdecay.CosineDecay(INIT, decay_steps, COSINE_ALPHA)
+    closed_over = jax.jit(config)
+    as_argument = jax.jit(lambda c, s: c(s))
+    optax_schedule = jax.jit(
+        optax.cosine_decay_schedule(INIT, decay_steps, COSINE_ALPHA)
+    )
+    keras_schedule = jax.jit(
+        keras.optimizers.schedules.CosineDecay(INIT, decay_steps, COSINE_ALPHA)
+    )
+    functions: dict[str, Callable[[], Any]] = {
+        "jaxdecay": lambda: closed_over(steps),
+        "jaxdecay argument": lambda: as_argument(config, steps),
+        "optax": lambda: optax_schedule(steps),
+        "keras": lambda: keras_schedule(steps),
+    }
+    for function in functions.values():
+        jax.block_until_ready(function())
+
+    def run(function: Callable[[], Any]) -> Callable[[], None]:
+        return lambda: jax.block_until_ready(function())
+
+    medians = interleaved({n: run(f) for n, f in functions.items()}, repetitions)
+    return {name: COSINE_SIZE / seconds for name, seconds in medians.items()}
+
+
 def train_step_compile_time(repetitions: int) -> dict[str, float]:
     """Seconds to trace and compile an `optax.sgd` train step with a new schedule
     (closed over), and with jaxdecay's config as an argument of the step."""
@@ -732,6 +769,21 @@ def main() -> None:
                 _rate(piecewise["optax"]),
                 "-",
                 f"{piecewise[name] / piecewise['optax']:.2f}x / -",
+            )
+        )
+    cosine = cosine_throughput(3 * repetitions)
+    for name, path in [
+        ("jaxdecay", "config closed over"),
+        ("jaxdecay argument", "config as argument"),
+    ]:
+        rows.append(
+            (
+                f"jit, {COSINE_SIZE >> 20}M int32 steps (steps/s): CosineDecay, {path}",
+                _rate(cosine[name]),
+                _rate(cosine["optax"]),
+                _rate(cosine["keras"]),
+                f"{cosine[name] / cosine['optax']:.2f}x / "
+                f"{cosine[name] / cosine['keras']:.2f}x",
             )
         )
     compiles = train_step_compile_time(repetitions)

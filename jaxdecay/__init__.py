@@ -2,6 +2,8 @@
 
 # Imported for its effect: registers the schedule classes with jax.export.
 from jaxdecay import _export as _export
+from jaxdecay._cosine import CosineDecay as CosineDecay
+from jaxdecay._cosine import cosine_decay as cosine_decay
 from jaxdecay._exponential import ExponentialDecay as ExponentialDecay
 from jaxdecay._exponential import exponential_decay as exponential_decay
 from jaxdecay._interop import ExponentialDecayConfig as ExponentialDecayConfig
@@ -19,6 +21,7 @@ from jaxdecay._registry import serialize as serialize
 __version__ = "0.1.0"
 
 __all__ = [
+    "CosineDecay",
     "ExponentialDecay",
     "ExponentialDecayConfig",
     "InverseTimeDecay",
@@ -26,6 +29,7 @@ __all__ = [
     "PolynomialDecay",
     "Schedule",
     "__version__",
+    "cosine_decay",
     "current_learning_rate",
     "deserialize",
     "exponential_decay",

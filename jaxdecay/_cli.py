@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG,
         description="Look at, plot, convert and solve for Keras' learning-rate "
-        "schedules (ExponentialDecay, InverseTimeDecay).",
+        "schedules (ExponentialDecay, InverseTimeDecay, CosineDecay).",
         epilog="CONFIG is a JSON or YAML file, '-' for standard input, or inline "
         "JSON. It may be Keras 3's or TF 2's serialized form, a bare get_config() "
         "dict, or the arguments of optax.exponential_decay or "

@@ -71,6 +71,9 @@ class Family(NamedTuple):
     builder: the builder's name (`exponential_decay`).
     kernel: the family's `Kernel`.
     peak: the field that a piece such as the warmup leads up to.
+    start: the family's field that a piece such as the warmup starts from, where
+      the family has one (Keras' CosineDecay warms up from its initial rate);
+      None: the piece's own (`warmup_init`).
     view: how the command line shows the family's curve.
     pieces: the pieces a config of the family may use.
     optax: optax's schedule without a warmup, and with one (None: none).
@@ -94,6 +97,7 @@ class Family(NamedTuple):
     check: Callable[[Mapping[str, Any]], None] | None = None
     optax_note: str = ""
     optax_refusal: Callable[[Any], str | None] | None = None
+    start: str | None = None
 
 
 _C = TypeVar("_C", bound="Config")
@@ -553,7 +557,9 @@ def _plan(
 
     used = tuple(part(p.kernel, p.name) for p in family.pieces if p.name in pieces)
     family_part = part(family.kernel, None)
-    return Plan(family.builder, family_part, used, static, family.peak, counts)
+    return Plan(
+        family.builder, family_part, used, static, family.peak, counts, family.start
+    )
 
 
 # ---------------------------------------------------------------------------

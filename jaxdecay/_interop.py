@@ -172,7 +172,7 @@ def format_config(schedule: Config, to: str, *, indent: int | None = None) -> st
         if to == "tf2":
             data = {"class_name": data["class_name"], "config": data["config"]}
     elif to == "optax":
-        warmup = getattr(schedule, "warmup_steps", 0) > 0
+        warmup = bool(schedule._warmups().any())  # as to_optax() decides
         data = {
             key: value.item() if isinstance(value, np.generic) else value
             for key, value in schedule.optax_kwargs(warmup=warmup).items()

@@ -50,7 +50,8 @@ class Kernel:
     evaluate: for a family, `(numbers, constants, position, **static) -> value` in
       the compute dtype; for a piece, `(inner, numbers, constants, position, peak)
       -> value`, where `inner(position)` is the schedule it wraps and `peak` the
-      family's number the piece leads up to.
+      family's number the piece leads up to. A piece of a family that names a
+      `start` (`Plan.ends`) takes that number too, as `start`.
     """
 
     prepare: Callable[..., Any]
@@ -75,6 +76,15 @@ class Plan(NamedTuple):
     static: tuple[tuple[str, Any], ...]
     peak: str
     counts: tuple[tuple[str, int], ...] = ()  # the count of each sequence field
+    start: str | None = None
+
+    def ends(self, numbers: Numbers) -> dict[str, Any]:
+        """The family's numbers a piece reads, from the family's: its `peak`, and
+        its `start` where the family names one."""
+        ends = {"peak": numbers[self.peak]}
+        if self.start is not None:
+            ends["start"] = numbers[self.start]
+        return ends
 
     @property
     def parts(self) -> tuple[Part, ...]:
@@ -290,16 +300,16 @@ def _prepare_host(plan: Plan, floats: Any, words: Any) -> tuple[np.ndarray, ...]
     """The constants of one config's known numbers (NumPy arrays from `pack`), on
     the host: the prepare program's operations, with NumPy."""
     prepared: list[np.ndarray] = []
-    peak = None
+    ends: dict[str, Any] = {}
     # NumPy warns where IEEE arithmetic gives inf or NaN and integers wrap; XLA
     # does neither, and the kernels rely on both.
     with np.errstate(all="ignore"):
         for index, part, numbers in _parts(plan, floats, words):
             if index == 0:
                 constants = part.kernel.prepare(numbers, **dict(plan.static), host=True)
-                peak = numbers[plan.peak]
+                ends = plan.ends(numbers)
             else:
-                constants = part.kernel.prepare(numbers, peak=peak, host=True)
+                constants = part.kernel.prepare(numbers, **ends, host=True)
             layout = _record_layout(plan, index, floats.dtype, constants)
             prepared += layout.split(constants, floats.dtype, np)
     return tuple(prepared)
@@ -328,13 +338,13 @@ def _prepare_one(
     floats: jax.Array, words: jax.Array, *, plan: Plan
 ) -> tuple[jax.Array, ...]:
     prepared: list[jax.Array] = []
-    peak = None
+    ends: dict[str, Any] = {}
     for index, part, numbers in _parts(plan, floats, words):
         if index == 0:
             constants = part.kernel.prepare(numbers, **dict(plan.static))
-            peak = numbers[plan.peak]
+            ends = plan.ends(numbers)
         else:
-            constants = part.kernel.prepare(numbers, peak=peak)
+            constants = part.kernel.prepare(numbers, **ends)
         layout = _record_layout(plan, index, floats.dtype, constants)
         prepared += layout.split(constants, floats.dtype, jnp)
     return tuple(prepared)
@@ -497,11 +507,11 @@ def _value(data: tuple[jax.Array, ...], step: jax.Array, *, plan: Plan) -> jax.A
             numbers, family_constants, position, **static
         )
 
-    peak = numbers[plan.peak]
+    ends = plan.ends(numbers)
     for piece, (piece_numbers, piece_constants) in zip(
         plan.pieces, parts[1:], strict=True
     ):
         inner = functools.partial(
-            piece.kernel.evaluate, inner, piece_numbers, piece_constants, peak=peak
+            piece.kernel.evaluate, inner, piece_numbers, piece_constants, **ends
         )
     return inner(_steps.position(step, compute))

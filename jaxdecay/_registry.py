@@ -11,6 +11,7 @@ from typing import Any
 
 from jaxdecay import _serialize
 from jaxdecay._config import Config
+from jaxdecay._cosine import CosineDecay
 from jaxdecay._exponential import ExponentialDecay
 from jaxdecay._inverse_time import InverseTimeDecay
 from jaxdecay._piecewise import PiecewiseConstantDecay
@@ -24,6 +25,7 @@ FAMILIES: Mapping[str, type[Config]] = {
         InverseTimeDecay,
         PolynomialDecay,
         PiecewiseConstantDecay,
+        CosineDecay,
     )
 }
 

@@ -79,10 +79,11 @@ def _field(
     )
 
 
-def _prepare(numbers: Mapping[str, Any], *, peak: Any, host: bool = False) -> Ramp:
-    ramp = prepare_ramp(
-        numbers["warmup_init"], peak, numbers["warmup_steps"], peak.dtype, host=host
-    )
+def _prepare(
+    numbers: Mapping[str, Any], *, peak: Any, start: Any = None, host: bool = False
+) -> Ramp:
+    start = numbers["warmup_init"] if start is None else start
+    ramp = prepare_ramp(start, peak, numbers["warmup_steps"], peak.dtype, host=host)
     # The kernel works on bits: the derivatives come from `linear`.
     return ramp if host else lax.stop_gradient(ramp)
 
@@ -94,9 +95,11 @@ def _evaluate(
     position: Position,
     *,
     peak: jax.Array,
+    start: jax.Array | None = None,
 ) -> jax.Array:
     """The line before `warmup_steps`, negative steps included (as optax's linear
-    schedule holds its start there), and `inner` counted from there."""
+    schedule holds its start there), and `inner` counted from there. It starts
+    from `warmup_init`, or from the family's `start` where it names one."""
     compute = peak.dtype
     warm = (ramp.total_hi > 0) & ramp_reaches(ramp, position.clipped)
     # Past the warmup (a warmup beyond every step leaves nothing to decay).
@@ -114,7 +117,8 @@ def _evaluate(
     # Past the warmup the line is computed but not used: at step 0 there, so that
     # an infinite step does not make its derivatives NaN (0 * NaN is NaN).
     t = tuple(jnp.where(warm, word, 0) for word in position.clipped)
-    line = linear(ramp, numbers["warmup_init"], peak, t)
+    start = numbers["warmup_init"] if start is None else start
+    line = linear(ramp, start, peak, t)
     return jnp.where(warm, line, decay)
 
 
@@ -300,8 +304,9 @@ linear.defjvp(_linear_jvp, symbolic_zeros=True)
 
 def _formula(config: Any, rest: str) -> str:
     peak = getattr(config, config.family.peak)
+    start = getattr(config, config.family.start or "warmup_init")
     return (
-        f"warmup {float(config.warmup_init):.6g} -> {float(peak):.6g} to step "
+        f"warmup {float(start):.6g} -> {float(peak):.6g} to step "
         f"{config.warmup_steps}, then {rest}"
     )
 

@@ -36,6 +36,19 @@ def optax_lr(schedule: Any, step: Any) -> jax.Array:
     return -updates
 
 
+def _second_float(config: Any) -> str:
+    """The family's first float number after `initial_learning_rate` that is set
+    (`decay_rate`, or `CosineDecay`'s `alpha`)."""
+    spec = config.spec
+    return next(
+        name
+        for name in spec.leaves
+        if name not in spec.integer_leaves
+        and name != "initial_learning_rate"
+        and getattr(config, name) is not None
+    )
+
+
 AS_ARGUMENT = jax.jit(lambda c, s: c(s))
 SWEPT = jax.jit(jax.vmap(lambda c, s: c(s), in_axes=(0, None)))
 IN_OPTAX = jax.jit(jax.vmap(lambda c, s: optax_lr(c, s), in_axes=(None, 0)))
@@ -44,19 +57,11 @@ IN_OPTAX = jax.jit(jax.vmap(lambda c, s: optax_lr(c, s), in_axes=(None, 0)))
 def paths(config: Any, steps: Any, others: list[Any] | None = None) -> dict[str, Any]:
     """The learning rate at `steps` (int32) by every path, as arrays; `others` are
     two configs stacked around it for the vmapped row (by default, variants of its
-    `initial_learning_rate` and of its second float field)."""
+    `initial_learning_rate` and of its second float number)."""
     if others is None:
-        spec = config.spec
-        second = next(  # the family's float field after the initial rate
-            name
-            for name in spec.leaves
-            if name not in spec.integer_leaves
-            and name != "initial_learning_rate"
-            and spec.field(name).metadata["jaxdecay"].part is None
-        )
         others = [
             dataclasses.replace(config, initial_learning_rate=0.5),
-            dataclasses.replace(config, **{second: 0.25}),
+            dataclasses.replace(config, **{_second_float(config): 0.25}),
         ]
     rows = SWEPT(stack([others[0], config, others[1]]), steps)
     scalars = [config(int(step)) for step in steps[:4]]

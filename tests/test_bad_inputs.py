@@ -99,6 +99,12 @@ FAMILY_TABLES = {
         PolynomialDecay(0.1, 1000),
         [("config.decay_steps", "0"), ("config.power", "-1.0")],
     ),
+    "CosineDecay": (
+        "<!-- docs:bad-inputs-cosine-base -->",
+        "<!-- docs:bad-inputs-cosine -->",
+        jaxdecay.CosineDecay(0.1, 1000),
+        [("config.decay_steps", "0")],
+    ),
 }
 FAMILY_PAGES = {
     family: read_page(base_marker, table_marker)

@@ -385,8 +385,8 @@ BAD_CONFIGS = [
     ),
     (
         "class.json",
-        json.dumps({"class_name": "CosineDecay", "config": STAIRS}),
-        ["class_name", "CosineDecay"],
+        json.dumps({"class_name": "CosineDecayRestarts", "config": STAIRS}),
+        ["class_name", "CosineDecayRestarts"],
     ),
     ("target.yaml", "_target_: os.system\ndecay_steps: 1", ["_target_", "os.system"]),
     (

@@ -79,6 +79,18 @@ VALID = {
         "config": jaxdecay.InverseTimeDecay(0.1, 1000, 0.5, True).get_config(),
         "registered_name": "jaxdecay>InverseTimeDecay",
     },
+    "cosine": jaxdecay.serialize(
+        jaxdecay.CosineDecay(0.0, 1000, 0.1, warmup_target=0.1, warmup_steps=100)
+    ),
+    "cosine_tf2": {
+        "class_name": "CosineDecay",
+        "config": {
+            "initial_learning_rate": 0.1,
+            "decay_steps": 1000,
+            "alpha": 0.0,
+            "name": None,
+        },
+    },
 }
 # What a loaded config may be: any family's class.
 SCHEDULES = tuple(FAMILIES.values())

@@ -34,6 +34,9 @@ SCHEDULES = {
     "ExponentialDecay": jaxdecay.ExponentialDecay(0.1, 3, 0.5, staircase=True),
     "InverseTimeDecay": jaxdecay.InverseTimeDecay(0.1, 2, 0.5),
     "PolynomialDecay": jaxdecay.PolynomialDecay(0.1, 4, 0.01, 2.0, cycle=True),
+    "CosineDecay": jaxdecay.CosineDecay(
+        0.05, 8, 0.1, warmup_target=0.1, warmup_steps=3
+    ),
     "PiecewiseConstantDecay": jaxdecay.PiecewiseConstantDecay(
         [2, 5, 9], [0.1, 0.05, 0.02, 0.01]
     ),

@@ -227,7 +227,7 @@ def test_float_steps_are_within_one_ulp_and_whole_ones_give_the_integer_bits():
 
 @rounding_warning
 @settings(
-    max_examples=25,
+    max_examples=10,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],

@@ -19,10 +19,13 @@ Prints one table with ratios:
   optax's warmup_exponential_decay_schedule (closed over, or built inside the vmap
   from traced `init_value` and `peak_value`; Keras has no exponential decay with a
   warmup);
-- jit throughput of `PiecewiseConstantDecay` over 4M int32 steps (in the quick run
-  too), closed over and as a jit argument, against optax's
-  `piecewise_constant_schedule` closed over, for a config both give bit for bit
-  (values halving at each of 3 boundaries, optax's boundaries one step later);
+- jit throughput of `PolynomialDecay` (powers 1 and 2; closed over, as a jit
+  argument, 16 configs vmapped) against optax's and Keras' `polynomial_schedule`
+  and `PolynomialDecay`; of `PiecewiseConstantDecay` (closed over, as a jit
+  argument) against optax's `piecewise_constant_schedule`, for a config both give
+  bit for bit (values halving at each of 3 boundaries, optax's boundaries one step
+  later); of `CosineDecay` (closed over, as a jit argument) against optax's and
+  Keras' cosine decays: over 4M int32 steps (64K in the quick run);
 - trace + compile of an `optax.sgd` train step with each schedule;
 - a sweep of 16 learning rates, 20 SGD steps each on a small model: jaxdecay
   compiles once (the config is an argument, or vmapped), optax and Keras compile
@@ -253,15 +256,12 @@ def throughput(size: int, repetitions: int) -> dict[str, float]:
 
 
 PIECEWISE_BOUNDARIES = [2**29, 2**30, 3 * 2**29]
-PIECEWISE_SIZE = 4 << 20
 
 
-def piecewise_throughput(repetitions: int) -> dict[str, float]:
+def piecewise_throughput(size: int, repetitions: int) -> dict[str, float]:
     """Steps per second of `PiecewiseConstantDecay` and of optax's equivalent
-    over 4M int32 steps; checks first that they agree bit for bit."""
-    steps = jnp.asarray(
-        np.random.default_rng(0).integers(0, 2**31 - 1, PIECEWISE_SIZE, np.int32)
-    )
+    over `size` int32 steps; checks first that they agree bit for bit."""
+    steps = jnp.asarray(np.random.default_rng(0).integers(0, 2**31 - 1, size, np.int32))
     values = [INIT / 2**i for i in range(len(PIECEWISE_BOUNDARIES) + 1)]
     config = jaxdecay.PiecewiseConstantDecay(PIECEWISE_BOUNDARIES, values)
     # optax's boundary b applies from step b on; Keras' after it.
@@ -283,7 +283,7 @@ def piecewise_throughput(repetitions: int) -> dict[str, float]:
         return lambda: jax.block_until_ready(function())
 
     medians = interleaved({n: run(f) for n, f in functions.items()}, repetitions)
-    return {name: PIECEWISE_SIZE / seconds for name, seconds in medians.items()}
+    return {name: size / seconds for name, seconds in medians.items()}
 
 
 POLYNOMIAL_END = 0.001
@@ -356,15 +356,15 @@ def polynomial_throughput(size: int, repetitions: int) -> dict[str, float]:
     return {name: size / seconds for name, seconds in medians.items()}
 
 
-COSINE_SIZE = 4 << 20  # the CosineDecay rows: 4M steps, in --quick too
 COSINE_ALPHA = 0.1
 
 
-def cosine_throughput(repetitions: int) -> dict[str, float]:
+def cosine_throughput(size: int, repetitions: int) -> dict[str, float]:
     """Steps per second of `CosineDecay` (closed over, and the config as a jit
-    argument) and of optax's and Keras' cosine schedules, over 4M int32 steps."""
+    argument) and of optax's and Keras' cosine schedules, over `size` int32
+    steps."""
     steps = jnp.asarray(
-        np.random.default_rng(1).integers(0, 2**31 - 1, COSINE_SIZE, dtype=np.int32)
+        np.random.default_rng(1).integers(0, 2**31 - 1, size, dtype=np.int32)
     )
     # A decay as long as the steps: every step is on the curve.
     decay_steps = 2**31
@@ -390,7 +390,7 @@ def cosine_throughput(repetitions: int) -> dict[str, float]:
         return lambda: jax.block_until_ready(function())
 
     medians = interleaved({n: run(f) for n, f in functions.items()}, repetitions)
-    return {name: COSINE_SIZE / seconds for name, seconds in medians.items()}
+    return {name: size / seconds for name, seconds in medians.items()}
 
 
 def train_step_compile_time(repetitions: int) -> dict[str, float]:
@@ -757,28 +757,28 @@ def main() -> None:
                     f"{ours / theirs:.2f}x / {ours / keras_rate:.2f}x",
                 )
             )
-    piecewise = piecewise_throughput(3 * repetitions)
+    piecewise = piecewise_throughput(size, 3 * repetitions)
     for name, path in [
         ("jaxdecay", "config closed over"),
         ("jaxdecay argument", "config as argument"),
     ]:
         rows.append(
             (
-                f"jit, 4M int32 steps (steps/s): PiecewiseConstantDecay, {path}",
+                f"jit, {label} int32 steps (steps/s): PiecewiseConstantDecay, {path}",
                 _rate(piecewise[name]),
                 _rate(piecewise["optax"]),
                 "-",
                 f"{piecewise[name] / piecewise['optax']:.2f}x / -",
             )
         )
-    cosine = cosine_throughput(3 * repetitions)
+    cosine = cosine_throughput(size, 3 * repetitions)
     for name, path in [
         ("jaxdecay", "config closed over"),
         ("jaxdecay argument", "config as argument"),
     ]:
         rows.append(
             (
-                f"jit, {COSINE_SIZE >> 20}M int32 steps (steps/s): CosineDecay, {path}",
+                f"jit, {label} int32 steps (steps/s): CosineDecay, {path}",
                 _rate(cosine[name]),
                 _rate(cosine["optax"]),
                 _rate(cosine["keras"]),

@@ -304,25 +304,14 @@ def _decay_jvp(
 _decay.defjvp(_decay_jvp, symbolic_zeros=True)
 
 
-def _non_negative(name: str, value: Any) -> Any:
-    """A finite real >= 0 (a negative rate would make the denominator 0)."""
-    value = _validation.check_real(name, value)
-    if _validation.is_traced(value):
-        return value
-    values = np.asarray(value, np.float64)
-    if (values < 0).any():
-        shown = value if values.ndim == 0 else float(values[values < 0][0])
-        raise ValueError(
-            f"{name} must be >= 0 (a negative rate makes the denominator 0 at "
-            f"some step), got {shown!r}"
-        )
-    return value
+_non_negative = _validation.non_negative(
+    "a negative rate makes the denominator 0 at some step"
+)
 
 
 def _edges(config: InverseTimeDecay, last: int, limit: int) -> tuple[np.ndarray, int]:
     """The first step of each stair up to `last`: `k * decay_steps`."""
-    stairs = max(last, 0) // config.decay_steps
-    return _steps.evenly(stairs, limit) * config.decay_steps, stairs
+    return _steps.multiples(config.decay_steps, last, limit)
 
 
 def _formula(config: InverseTimeDecay, lead: int) -> str:

@@ -592,26 +592,15 @@ def _decay_jvp(
 _decay.defjvp(_decay_jvp, symbolic_zeros=True)
 
 
-def _power(name: str, value: Any) -> Any:
-    """A finite real >= 0 (a negative power makes inf at the end of the decay)."""
-    value = _validation.check_real(name, value)
-    if _validation.is_traced(value):
-        return value
-    values = np.asarray(value, np.float64)
-    if (values < 0).any():
-        shown = value if values.ndim == 0 else float(values[values < 0][0])
-        raise ValueError(
-            f"{name} must be >= 0 (a negative power makes the learning rate "
-            f"infinite at decay_steps, where 1 - step / decay_steps is 0), got "
-            f"{shown!r}"
-        )
-    return value
+_power = _validation.non_negative(
+    "a negative power makes the learning rate infinite at decay_steps, where "
+    "1 - step / decay_steps is 0"
+)
 
 
 def _edges(config: PolynomialDecay, last: int, limit: int) -> tuple[np.ndarray, int]:
     """The first step of each cycle up to `last`: `k * decay_steps`."""
-    cycles = max(last, 0) // config.decay_steps
-    return _steps.evenly(cycles, limit) * config.decay_steps, cycles
+    return _steps.multiples(config.decay_steps, last, limit)
 
 
 def _bends(config: PolynomialDecay) -> tuple[int, ...]:

@@ -183,3 +183,10 @@ def evenly(count: int, limit: int) -> np.ndarray:
     if count > limit:
         return np.unique(np.linspace(1, count, limit).round().astype(np.int64))
     return np.arange(1, count + 1, dtype=np.int64)
+
+
+def multiples(step: int, last: int, limit: int) -> tuple[np.ndarray, int]:
+    """The multiples `k * step` in [1, last] (at most `limit` of them, evenly
+    chosen), and how many there are: the stairs or cycles a `View` marks."""
+    count = max(last, 0) // step
+    return evenly(count, limit) * step, count

@@ -228,6 +228,23 @@ def real(*, positive: bool = False, optional: bool = False) -> Check:
     return check
 
 
+def non_negative(reason: str) -> Check:
+    """The validator of a real field that must be finite and >= 0: `reason` says
+    what a negative value would make of the schedule."""
+
+    def check(name: str, value: Any) -> Any:
+        value = check_real(name, value)
+        if is_traced(value):
+            return value
+        values = np.asarray(value, np.float64)
+        if (values < 0).any():
+            shown = value if values.ndim == 0 else float(values[values < 0][0])
+            raise ValueError(f"{name} must be >= 0 ({reason}), got {shown!r}")
+        return value
+
+    return check
+
+
 def integer(*, minimum: int, maximum: int = INT64_MAX) -> Check:
     """The validator of an integer field in [minimum, maximum]."""
     return functools.partial(check_integer, minimum=minimum, maximum=maximum)

@@ -9,7 +9,10 @@ or `end_learning_rate`) alone, others given two configs to stack with it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -75,3 +78,26 @@ def paths(config: Any, steps: Any, others: list[Any] | None = None) -> dict[str,
         "builder": builder_of(config)(steps),
         "optax": IN_OPTAX(config, steps),
     }
+
+
+_PROBES = itertools.count(2)  # a constant per probe: a program no cache holds
+
+
+@contextlib.contextmanager
+def counting_compiles() -> Iterator[list[str]]:
+    """Yields the list of backend compiles made inside the block; checks that the
+    listener hears a new program, so that an empty list means something."""
+    compiles: list[str] = []
+
+    def listener(event: str, duration: float, **kwargs: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield compiles
+        heard, probe = len(compiles), next(_PROBES)
+        jax.jit(lambda x: x * probe + 1)(jnp.arange(16, dtype=jnp.int32))
+        assert len(compiles) > heard
+    finally:
+        jax.monitoring.clear_event_listeners()

@@ -8,7 +8,6 @@ derivatives, validation that names the field, Keras' and optax's values,
 serialization against Keras itself, and the command line.
 """
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -25,7 +24,7 @@ keras = pytest.importorskip("keras")
 chex = pytest.importorskip("chex")
 pytest.importorskip("hypothesis")
 
-from _paths import AS_ARGUMENT, SWEPT, optax_lr, paths, stack
+from _paths import AS_ARGUMENT, SWEPT, counting_compiles, optax_lr, paths, stack
 from _reference import PRECISION, bits, round_exact, ulp_distance
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -424,26 +423,6 @@ def test_a_sweep_member_reproduces_its_single_run():
     swept = jax.jit(jax.vmap(lambda c: c(steps)))(stack(configs))
     for row, config in zip(swept, configs, strict=True):
         assert bits(row) == bits(config(steps))
-
-
-@contextlib.contextmanager
-def counting_compiles():
-    """Yields the list of backend compiles made inside the block; checks that the
-    listener hears a new program, so that an empty list means something."""
-    compiles = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield compiles
-        heard = len(compiles)
-        jax.jit(lambda x: x * 7 + 3)(jnp.arange(16, dtype=jnp.int32))
-        assert len(compiles) > heard
-    finally:
-        jax.monitoring.clear_event_listeners()
 
 
 def test_new_configs_never_compile():

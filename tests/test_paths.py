@@ -8,7 +8,6 @@ exact schedule of the numbers in the compute dtype) and from the analytic
 derivative; the paths are compared with one another bit for bit.
 """
 
-import contextlib
 import dataclasses
 import math
 
@@ -21,7 +20,7 @@ mpmath = pytest.importorskip("mpmath")
 optax = pytest.importorskip("optax")
 pytest.importorskip("hypothesis")
 
-from _paths import AS_ARGUMENT, SWEPT, optax_lr, paths, stack
+from _paths import AS_ARGUMENT, SWEPT, counting_compiles, optax_lr, paths, stack
 from _reference import PRECISION, bits, builder_of, round_exact, ulp_distance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -186,27 +185,6 @@ def test_a_sweep_member_reproduces_its_single_run():
     for row, config in zip(swept, configs, strict=True):
         assert bits(row) == bits(config(steps))
         assert bits(row) == bits(jax.jit(lambda c: c(steps))(config))
-
-
-@contextlib.contextmanager
-def counting_compiles():
-    """Yields the list of backend compiles made inside the block; checks at its
-    end that the listener does hear a compile (a new program), so that an empty
-    list means something."""
-    compiles = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield compiles
-        heard = len(compiles)
-        jax.jit(lambda x: x * 3 + 1)(jnp.arange(16, dtype=jnp.int32))
-        assert len(compiles) > heard
-    finally:
-        jax.monitoring.clear_event_listeners()
 
 
 def test_new_configs_never_compile():

@@ -7,7 +7,6 @@ count as pytree structure, validation that names the field, serialization both
 ways with Keras, `jax.export` and the command line.
 """
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -23,7 +22,7 @@ optax = pytest.importorskip("optax")
 keras = pytest.importorskip("keras")
 pytest.importorskip("hypothesis")
 
-from _paths import AS_ARGUMENT, SWEPT, optax_lr, paths, stack
+from _paths import AS_ARGUMENT, SWEPT, counting_compiles, optax_lr, paths, stack
 from _reference import bits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -237,24 +236,6 @@ def test_the_count_is_structure():
     rebuilt = jax.tree.map(lambda x: x, two)
     assert rebuilt.boundaries == (10, 20)
     assert bits(rebuilt(jnp.arange(40))) == bits(two(jnp.arange(40)))
-
-
-@contextlib.contextmanager
-def counting_compiles():
-    compiles = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield compiles
-        heard = len(compiles)
-        jax.jit(lambda x: x * 7 + 3)(jnp.arange(16, dtype=jnp.int32))
-        assert len(compiles) > heard
-    finally:
-        jax.monitoring.clear_event_listeners()
 
 
 def test_new_configs_of_the_same_count_never_compile():

@@ -393,6 +393,16 @@ def lead(config: Config) -> int:
     return sum(piece.length(config) for piece in pieces_in_use(config))
 
 
+def piece_ends(config: Config) -> tuple[int, ...]:
+    """The step at which each piece in use ends, in order (a warmup's, then a
+    hold's); the last is `lead(config)`, the family's step 0."""
+    ends, total = [], 0
+    for piece in pieces_in_use(config):
+        total += piece.length(config)
+        ends.append(total)
+    return tuple(ends)
+
+
 def formula(config: Config) -> str:
     """The schedule as a Python expression of `step`, for titles and legends; the
     pieces are said before it."""

@@ -504,7 +504,8 @@ class CosineDecay(_config.Config):
         if warmup or self._warmups().any():
             raise ValueError(_optax_refusal(self))
         if _hold.holds(self).any():
-            raise ValueError(_NO_HOLD.format(_validation.preview(self.transition_begin)))
+            steps = _validation.preview(self.transition_begin)
+            raise ValueError(_NO_HOLD.format(steps))
         peak = self.initial_learning_rate
         if self.warmup_target is not None:
             peak = self.warmup_target
@@ -546,9 +547,10 @@ cosine_decay = _config.builder(
     `warmup_steps` is unused (as in Keras). With `transition_begin > 0` the peak
     (`warmup_target`, or `initial_learning_rate` without one) holds for that
     many steps after the warmup: the decay's step 0 is `warmup_steps +
-    transition_begin` (jaxdecay's extension; Keras' CosineDecay has no hold). Steps before 0 hold the value at 0,
-    as optax does; Keras instead extrapolates its curve there (a mirror of the
-    decay without a warmup, a NaN or an extended line with one).
+    transition_begin` (jaxdecay's extension; Keras' CosineDecay has no hold).
+    Steps before 0 hold the value at 0, as optax does; Keras instead
+    extrapolates its curve there (a mirror of the decay without a warmup, a NaN
+    or an extended line with one).
 
     The float hyperparameters are taken in the compute dtype (float32, or float64
     under x64), as the schedule's program receives them on every path; the result

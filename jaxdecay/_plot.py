@@ -38,9 +38,9 @@ def plot_grid(
     points. Beyond 10**4 edges (more than a figure's pixels) they are sampled
     evenly, and the note says so. A continuous curve gets 4,000 points,
     log-spaced for a logarithmic step axis, plus the steps where its formula
-    changes. The pieces before the family's own steps (a warmup's ramp) get 4,000
-    points (or every step) of their own in a stepwise curve, which is drawn flat
-    between points.
+    changes (where each piece ends: a warmup, a hold). The pieces before the
+    family's own steps (a warmup's ramp) get 4,000 points (or every step) of
+    their own in a stepwise curve, which is drawn flat between points.
 
     Returns:
       The sorted, unique int64 steps, and a note for the user or None.
@@ -51,7 +51,8 @@ def plot_grid(
     view, lead = schedule.family.view, _config.lead(schedule)
     note = None
     bends = [lead + bend for bend in view.bends(schedule)]
-    changes = [min(max(step, start), end) for step in (*bends, lead)]
+    ends = _config.piece_ends(schedule)  # where a warmup and a hold end
+    changes = [min(max(step, start), end) for step in (*bends, *ends, lead)]
     fixed = np.array([start, end, *changes], dtype=np.int64)
     if view.stepwise(schedule):
         edges, count = view.edges(schedule, end - lead, _MAX_STAIRS)

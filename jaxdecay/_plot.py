@@ -6,6 +6,7 @@ matplotlib is imported only to draw (the `plot` extra).
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from jaxdecay import _config, _validation
 _MAX_STAIRS = 10_000
 _CURVE_POINTS = 4_000
 _FIGURE_SIZE = (6.4, 4.0)  # inches; at --dpi 100, a 640 x 400 PNG
+_TITLE_WIDTH = 80  # characters of a title's line, about the figure's width
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,5 +124,7 @@ def draw(curves: Sequence[Curve], *, log: bool, log_steps: bool, dpi: int = 100)
     if len(curves) > 1:
         axes.legend(fontsize="small")
     else:
-        axes.set_title(curves[0].label, fontsize="medium")
+        # A long formula (a warmup and a hold said first) wraps within the figure.
+        title = "\n".join(textwrap.wrap(curves[0].label, _TITLE_WIDTH))
+        axes.set_title(title, fontsize="medium")
     return figure

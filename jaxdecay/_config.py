@@ -75,7 +75,8 @@ class Family(NamedTuple):
       the family has one (Keras' CosineDecay warms up from its initial rate);
       None: the piece's own (`warmup_init`).
     view: how the command line shows the family's curve.
-    pieces: the pieces a config of the family may use.
+    pieces: the pieces a config of the family may use, in the order they run
+      (the first sees the step first: a warmup, then a hold).
     optax: optax's schedule without a warmup, and with one (None: none).
     rate: the field whose value 1 means no change (`decay_rate`), if any: a
       value other than 1 that the compute dtype rounds to 1 warns.

@@ -192,10 +192,11 @@ def test_the_peak_is_exact_from_the_warmup_end_to_the_decay_start(name):
     assert got[4] < peak
 
 
-@pytest.mark.parametrize("name", ["InverseTimeDecay", "PolynomialDecay", "CosineDecay"])
+@pytest.mark.parametrize("name", ["InverseTimeDecay", "CosineDecay"])
 def test_every_path_gives_the_same_bits(name):
     """Eager, scalar calls, jit, a jit argument, a vmapped row, the builder and
-    optax: one set of bits."""
+    optax: one set of bits. (The hold is the same piece in every family; the
+    recipe's test runs PolynomialDecay's eager, jit and argument paths.)"""
     schedule = RECIPES[name][0]
     steps = jnp.asarray(INT_STEPS, jnp.int32)
     got = paths(schedule, steps)
@@ -305,18 +306,15 @@ def test_a_hold_beyond_every_step_holds_the_peak(name):
 # ---------------------------------------------------------------------------
 
 
-def slopes(schedule, steps, field=None):
-    """d/dstep at each float step, or d/d`field`, in one program."""
+def slopes(schedule, field, steps):
+    """(d/dstep, d/d`field`) at each float step, in one program."""
 
-    def value(x, step):
-        config = (
-            schedule if field is None else dataclasses.replace(schedule, **{field: x})
-        )
-        return config(step)
+    def value(peak, step):
+        return dataclasses.replace(schedule, **{field: peak})(step)
 
-    argument = 1 if field is None else 0
-    grad = jax.vmap(jax.grad(value, argnums=argument), in_axes=(None, 0))
-    return np.asarray(jax.jit(grad)(FLOAT.type(PEAK), jnp.asarray(steps, FLOAT)))
+    grad = jax.vmap(jax.grad(value, argnums=(1, 0)), in_axes=(None, 0))
+    by_step, by_peak = jax.jit(grad)(FLOAT.type(PEAK), jnp.asarray(steps, FLOAT))
+    return np.asarray(by_step), np.asarray(by_peak)
 
 
 def test_gradients_through_the_hold():
@@ -332,12 +330,14 @@ def test_gradients_through_the_hold():
         "inverse": -PEAK * (2.0 / D) / (1 + 2.0 * t / D) ** 2,
         "cos": -PEAK * 0.9 * (math.pi / (2 * D)) * math.sin(math.pi * t / D),
     }
-    for name, schedule in (("line", line), ("inverse", inverse), ("cos", cos)):
-        by_step = slopes(schedule, steps)
-        assert by_step[0] == 0, name
+    for name, schedule, field in (
+        ("line", line, "initial_learning_rate"),
+        ("inverse", inverse, "initial_learning_rate"),
+        ("cos", cos, "warmup_target"),
+    ):
+        by_step, by_peak = slopes(schedule, field, steps)
+        assert by_step[0] == 0 and by_peak[0] == 1, name
         np.testing.assert_allclose(by_step[1], hand[name], rtol=1e-5)
-    assert slopes(line, steps[:1], "initial_learning_rate")[0] == 1
-    assert slopes(cos, steps[:1], "warmup_target")[0] == 1
 
 
 # ---------------------------------------------------------------------------

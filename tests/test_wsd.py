@@ -391,3 +391,17 @@ def test_the_plot_grid_has_each_phase_boundary():
 
     steps, _ = _plot.plot_grid(RECIPES["PolynomialDecay"][0], 10**7)
     assert {W, W + 1, W + H, W + H + 1} <= set(steps.tolist())
+
+
+def test_a_config_with_a_hold_exports_and_reads_back():
+    """`jax.export` writes the pieces in use by name, and the program read back
+    gives the config's bits."""
+    from jax import export
+
+    schedule = RECIPES["CosineDecay"][0]
+    steps = jnp.asarray(INT_STEPS, INT)
+    exported = export.export(AS_ARGUMENT)(schedule, steps)
+    data = exported.serialize()
+    assert b'"pieces": ["warmup", "hold"]' in data
+    read = export.deserialize(data)
+    assert bits(read.call(schedule, steps)) == bits(schedule(steps))

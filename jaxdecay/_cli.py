@@ -131,7 +131,8 @@ def _add_show(commands: Any) -> None:
         help="print a table of step -> learning rate",
         description="Print a table of step -> learning rate. By default the steps "
         "are 0, 10, 100, ... up to --end, and --end itself; with a warmup, also "
-        "its middle and its end (warmup_steps).",
+        "its middle and its end (warmup_steps), and with a hold its end "
+        "(warmup_steps + transition_begin).",
     )
     show.add_argument("config", metavar="CONFIG", help="the schedule's config")
     which_steps = show.add_mutually_exclusive_group()
@@ -374,15 +375,17 @@ def _default_end(schedule: _config.Config) -> int:
     return _config.lead(schedule) + schedule.family.view.horizon(schedule)
 
 
-def _default_steps(end: int, lead: int = 0) -> list[int]:
-    """0, 10, 100, ... below `end`, then `end`; with a lead (a warmup), its middle
-    and its end (the peak) too, where they are below `end`."""
+def _default_steps(end: int, ends: Sequence[int] = ()) -> list[int]:
+    """0, 10, 100, ... below `end`, then `end`; with pieces (a warmup, a hold),
+    the middle of the first and where each ends (the peak, the decay's start),
+    where they are below `end`."""
     steps = {0}
     decade = 10
     while decade < end:
         steps.add(decade)
         decade *= 10
-    steps |= {step for step in (lead // 2, lead) if 0 < step < end}
+    middle = (ends[0] // 2,) if ends else ()
+    steps |= {step for step in (*middle, *ends) if 0 < step < end}
     if end > 0:
         steps.add(end)
     return sorted(steps)
@@ -401,7 +404,7 @@ def _show(args: argparse.Namespace) -> int:
         end = _default_end(schedule) if args.end is None else args.end
         if end < 0:
             raise ValueError(f"--end must be >= 0, got {end}")
-        steps = _default_steps(end, _config.lead(schedule))
+        steps = _default_steps(end, _config.piece_ends(schedule))
     values = _evaluate(schedule, steps)
     print(_table(steps, values), end="")
     return 0

@@ -75,7 +75,8 @@ class Family(NamedTuple):
       the family has one (Keras' CosineDecay warms up from its initial rate);
       None: the piece's own (`warmup_init`).
     view: how the command line shows the family's curve.
-    pieces: the pieces a config of the family may use.
+    pieces: the pieces a config of the family may use, in the order they run
+      (the first sees the step first: a warmup, then a hold).
     optax: optax's schedule without a warmup, and with one (None: none).
     rate: the field whose value 1 means no change (`decay_rate`), if any: a
       value other than 1 that the compute dtype rounds to 1 warns.
@@ -391,6 +392,16 @@ def pieces_in_use(config: Config) -> tuple[Piece, ...]:
 def lead(config: Config) -> int:
     """The steps the pieces in use take before the family's own (a warmup's)."""
     return sum(piece.length(config) for piece in pieces_in_use(config))
+
+
+def piece_ends(config: Config) -> tuple[int, ...]:
+    """The step at which each piece in use ends, in order (a warmup's, then a
+    hold's); the last is `lead(config)`, the family's step 0."""
+    ends, total = [], 0
+    for piece in pieces_in_use(config):
+        total += piece.length(config)
+        ends.append(total)
+    return tuple(ends)
 
 
 def formula(config: Config) -> str:

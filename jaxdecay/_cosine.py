@@ -33,7 +33,7 @@ import numpy as np
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
-from jaxdecay import _config, _steps, _validation, _warmup
+from jaxdecay import _config, _hold, _steps, _validation, _warmup
 from jaxdecay._dw import (
     DW,
     Format,
@@ -370,6 +370,13 @@ _VIEW = _config.View(
 )
 
 
+_NO_HOLD = (
+    "optax.cosine_decay_schedule has no hold (nor has its warmup schedule); this "
+    "schedule sets transition_begin={}: pass the CosineDecay itself to an optax "
+    "optimizer as the learning rate"
+)
+
+
 def _optax_refusal(schedule: CosineDecay) -> str:
     return (
         f"optax.warmup_cosine_decay_schedule differs from this schedule's warmup "
@@ -388,7 +395,7 @@ def _optax_refusal(schedule: CosineDecay) -> str:
         kernel=Kernel(_prepare, _evaluate),
         peak="warmup_target",
         view=_VIEW,
-        pieces=(_WARMUP,),
+        pieces=(_WARMUP, _hold.HOLD),
         optax=(_OPTAX, None),
         start="initial_learning_rate",
     )
@@ -417,6 +424,9 @@ class CosineDecay(_config.Config):
         from; finite, or None for no warmup (then `warmup_steps` is unused, as in
         Keras).
       warmup_steps: the length of the linear warmup; an integer >= 0.
+      transition_begin: the steps the peak holds after the warmup, before the
+        decay; an integer >= 0, 0 for none (keyword-only; jaxdecay's extension,
+        which Keras' CosineDecay lacks).
 
     Examples:
       >>> import jaxdecay
@@ -464,6 +474,8 @@ class CosineDecay(_config.Config):
         part=_warmup.PART,
         default=0,
     )
+    _: dataclasses.KW_ONLY
+    transition_begin: int = _hold.steps_field()
 
     def _warmups(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
         """Whether the schedule (each of a batch) warms up: a `warmup_target` and
@@ -478,8 +490,10 @@ class CosineDecay(_config.Config):
 
         Raises:
           ValueError: the schedule warms up, or `warmup` is True: optax's warmup
-            schedule is not this one (the message says how).
-          TypeError: `warmup_steps` is traced: which schedule fits needs its value.
+            schedule is not this one (the message says how); or it holds
+            (`transition_begin > 0`), which optax's cosine schedules cannot.
+          TypeError: `warmup_steps` or `transition_begin` is traced: which
+            schedule fits needs its value.
 
         Examples:
           >>> import jaxdecay
@@ -489,6 +503,9 @@ class CosineDecay(_config.Config):
         warmup = _validation.check_bool("warmup", warmup)
         if warmup or self._warmups().any():
             raise ValueError(_optax_refusal(self))
+        if _hold.holds(self).any():
+            steps = _validation.preview(self.transition_begin)
+            raise ValueError(_NO_HOLD.format(steps))
         peak = self.initial_learning_rate
         if self.warmup_target is not None:
             peak = self.warmup_target
@@ -527,9 +544,13 @@ cosine_decay = _config.builder(
     With `warmup_target`, it rises linearly from `initial_learning_rate` at step 0
     to `warmup_target` at `warmup_steps`, then decays as above from
     `warmup_target`, counted from `warmup_steps`. Without `warmup_target`,
-    `warmup_steps` is unused (as in Keras). Steps before 0 hold the value at 0,
-    as optax does; Keras instead extrapolates its curve there (a mirror of the
-    decay without a warmup, a NaN or an extended line with one).
+    `warmup_steps` is unused (as in Keras). With `transition_begin > 0` the peak
+    (`warmup_target`, or `initial_learning_rate` without one) holds for that
+    many steps after the warmup: the decay's step 0 is `warmup_steps +
+    transition_begin` (jaxdecay's extension; Keras' CosineDecay has no hold).
+    Steps before 0 hold the value at 0, as optax does; Keras instead
+    extrapolates its curve there (a mirror of the decay without a warmup, a NaN
+    or an extended line with one).
 
     The float hyperparameters are taken in the compute dtype (float32, or float64
     under x64), as the schedule's program receives them on every path; the result
@@ -542,6 +563,8 @@ cosine_decay = _config.builder(
       alpha: the final learning rate as a fraction of the peak; finite.
       warmup_target: the peak after the warmup; finite, or None (no warmup).
       warmup_steps: the length of the warmup; an integer >= 0.
+      transition_begin: the steps the peak holds after the warmup; an integer
+        >= 0 (0: none).
 
     Returns:
       A function from a step (a Python, NumPy or JAX integer or float, scalar or

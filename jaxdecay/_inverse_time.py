@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxdecay import _config, _divide, _steps, _validation, _warmup
+from jaxdecay import _config, _divide, _hold, _steps, _validation, _warmup
 from jaxdecay._dw import (
     DW,
     Format,
@@ -339,7 +339,7 @@ _VIEW = _config.View(
         kernel=Kernel(_prepare, _evaluate),
         peak="initial_learning_rate",
         view=_VIEW,
-        pieces=(_warmup.WARMUP,),
+        pieces=(_warmup.WARMUP, _hold.HOLD),
     )
 )
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -353,7 +353,8 @@ class InverseTimeDecay(_config.Config):
     recompile, and `jax.vmap` runs a stack of configs in one program.
 
     Attributes:
-      initial_learning_rate: the learning rate at step 0 (and before).
+      initial_learning_rate: the learning rate at step 0 (and before), or at the
+        end of the warmup and through the hold.
       decay_steps: the steps per unit of `decay_rate` in the denominator; an
         integer in [1, 2**63 - 1].
       decay_rate: the growth of the denominator per `decay_steps` steps; finite
@@ -364,6 +365,8 @@ class InverseTimeDecay(_config.Config):
         >= 0, 0 for none (keyword-only).
       warmup_init: the learning rate at step 0, where the warmup starts; finite
         (keyword-only).
+      transition_begin: the steps `initial_learning_rate` holds after the warmup,
+        before the decay; an integer >= 0, 0 for none (keyword-only).
 
     Examples:
       >>> import jaxdecay
@@ -395,6 +398,7 @@ class InverseTimeDecay(_config.Config):
     _: dataclasses.KW_ONLY
     warmup_steps: int = _warmup.steps_field()
     warmup_init: float | np.generic = _warmup.init_field()
+    transition_begin: int = _hold.steps_field()
 
 
 inverse_time_decay = _config.builder(
@@ -413,7 +417,9 @@ inverse_time_decay = _config.builder(
 
     With `warmup_steps > 0` the learning rate rises linearly from `warmup_init`
     at step 0 (and before) to `initial_learning_rate` at `warmup_steps`, and the
-    decay above is counted from there.
+    decay above is counted from there. With `transition_begin > 0` the rate then
+    holds `initial_learning_rate` for that many steps: the decay's step 0 is
+    `warmup_steps + transition_begin`.
 
     The float hyperparameters are taken in the compute dtype (float32, or float64
     under x64), as the schedule's program receives them on every path; the result
@@ -429,6 +435,8 @@ inverse_time_decay = _config.builder(
       staircase: count whole stairs of `decay_steps` steps.
       warmup_steps: the length of the linear warmup; an integer >= 0 (0: none).
       warmup_init: the learning rate at step 0, where the warmup starts; finite.
+      transition_begin: the steps the peak holds after the warmup; an integer
+        >= 0 (0: none).
 
     Returns:
       A function from a step (a Python, NumPy or JAX integer or float, scalar or

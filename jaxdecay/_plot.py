@@ -6,6 +6,7 @@ matplotlib is imported only to draw (the `plot` extra).
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from jaxdecay import _config, _validation
 _MAX_STAIRS = 10_000
 _CURVE_POINTS = 4_000
 _FIGURE_SIZE = (6.4, 4.0)  # inches; at --dpi 100, a 640 x 400 PNG
+_TITLE_WIDTH = 80  # characters of a title's line, about the figure's width
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +40,9 @@ def plot_grid(
     points. Beyond 10**4 edges (more than a figure's pixels) they are sampled
     evenly, and the note says so. A continuous curve gets 4,000 points,
     log-spaced for a logarithmic step axis, plus the steps where its formula
-    changes. The pieces before the family's own steps (a warmup's ramp) get 4,000
-    points (or every step) of their own in a stepwise curve, which is drawn flat
-    between points.
+    changes (where each piece ends: a warmup, a hold). The pieces before the
+    family's own steps (a warmup's ramp) get 4,000 points (or every step) of
+    their own in a stepwise curve, which is drawn flat between points.
 
     Returns:
       The sorted, unique int64 steps, and a note for the user or None.
@@ -51,7 +53,8 @@ def plot_grid(
     view, lead = schedule.family.view, _config.lead(schedule)
     note = None
     bends = [lead + bend for bend in view.bends(schedule)]
-    changes = [min(max(step, start), end) for step in (*bends, lead)]
+    ends = _config.piece_ends(schedule)  # where a warmup and a hold end
+    changes = [min(max(step, start), end) for step in (*bends, *ends, lead)]
     fixed = np.array([start, end, *changes], dtype=np.int64)
     if view.stepwise(schedule):
         edges, count = view.edges(schedule, end - lead, _MAX_STAIRS)
@@ -121,5 +124,7 @@ def draw(curves: Sequence[Curve], *, log: bool, log_steps: bool, dpi: int = 100)
     if len(curves) > 1:
         axes.legend(fontsize="small")
     else:
-        axes.set_title(curves[0].label, fontsize="medium")
+        # A long formula (a warmup and a hold said first) wraps within the figure.
+        title = "\n".join(textwrap.wrap(curves[0].label, _TITLE_WIDTH))
+        axes.set_title(title, fontsize="medium")
     return figure

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxdecay import _config, _divide, _exact, _steps, _validation, _warmup
+from jaxdecay import _config, _divide, _exact, _hold, _steps, _validation, _warmup
 from jaxdecay._dw import (
     DW,
     JAX,
@@ -662,7 +662,7 @@ def _optax_refusal(config: PolynomialDecay) -> str | None:
         kernel=Kernel(_prepare, _evaluate),
         peak="initial_learning_rate",
         view=_VIEW,
-        pieces=(_warmup.WARMUP,),
+        pieces=(_warmup.WARMUP, _hold.HOLD),
         optax=(_OPTAX, None),
         optax_refusal=_optax_refusal,
     )
@@ -678,7 +678,8 @@ class PolynomialDecay(_config.Config):
     values never recompile, and `jax.vmap` runs a stack of configs in one program.
 
     Attributes:
-      initial_learning_rate: the learning rate at step 0 (and before).
+      initial_learning_rate: the learning rate at step 0 (and before), or at the
+        end of the warmup and through the hold.
       decay_steps: the steps of the decay (of each cycle); an integer in
         [1, 2**63 - 1].
       end_learning_rate: the learning rate at `decay_steps` and after; finite.
@@ -690,6 +691,9 @@ class PolynomialDecay(_config.Config):
         >= 0, 0 for none (keyword-only).
       warmup_init: the learning rate at step 0, where the warmup starts; finite
         (keyword-only).
+      transition_begin: the steps `initial_learning_rate` holds after the warmup,
+        before the decay; an integer >= 0, 0 for none (keyword-only); optax's
+        `transition_begin`.
 
     Examples:
       >>> import jaxdecay
@@ -740,10 +744,11 @@ class PolynomialDecay(_config.Config):
     _: dataclasses.KW_ONLY
     warmup_steps: int = _warmup.steps_field()
     warmup_init: float | np.generic = _warmup.init_field()
+    transition_begin: int = _hold.steps_field(_OPTAX, 4)
 
     def optax_kwargs(self, *, warmup: bool = False) -> dict[str, Any]:
         """Returns the keyword arguments of `optax.polynomial_schedule` for this
-        schedule, with `transition_begin=0`.
+        schedule: `transition_begin` is optax's own hold.
 
         Raises:
           ValueError: `cycle` is True (optax's schedule has no cycle), or the
@@ -758,8 +763,7 @@ class PolynomialDecay(_config.Config):
         """
         if _validation.check_bool("warmup", warmup):
             raise ValueError(_NO_WARMUP)
-        arguments = super().optax_kwargs()
-        return {**arguments, "transition_begin": 0}
+        return super().optax_kwargs()
 
 
 polynomial_decay = _config.builder(
@@ -781,7 +785,10 @@ polynomial_decay = _config.builder(
 
     With `warmup_steps > 0` the learning rate rises linearly from `warmup_init`
     at step 0 (and before) to `initial_learning_rate` at `warmup_steps`, and the
-    decay above is counted from there (optax has no such schedule).
+    decay above is counted from there (optax has no such schedule). With
+    `transition_begin > 0` the rate then holds `initial_learning_rate` for that
+    many steps, as optax's `transition_begin` does: the decay's step 0 is
+    `warmup_steps + transition_begin`.
 
     The float hyperparameters are taken in the compute dtype (float32, or float64
     under x64), as the schedule's program receives them on every path; the result
@@ -796,6 +803,8 @@ polynomial_decay = _config.builder(
       cycle: start the decay again after each multiple of `decay_steps`.
       warmup_steps: the length of the linear warmup; an integer >= 0 (0: none).
       warmup_init: the learning rate at step 0, where the warmup starts; finite.
+      transition_begin: the steps the peak holds after the warmup; an integer
+        >= 0 (0: none).
 
     Returns:
       A function from a step (a Python, NumPy or JAX integer or float, scalar or

@@ -68,7 +68,7 @@ class Part(NamedTuple):
 
 class Plan(NamedTuple):
     """What a program is compiled for: a family, the pieces a config uses (outermost
-    last), its static fields, and the builder's name (for the repr)."""
+    first), its static fields, and the builder's name (for the repr)."""
 
     builder: str
     family: Part
@@ -490,7 +490,7 @@ def _evaluate(*arguments: Any, plan: Plan) -> jax.Array:
 
 def _value(data: tuple[jax.Array, ...], step: jax.Array, *, plan: Plan) -> jax.Array:
     """The schedule of one config in the compute dtype: the family, wrapped in the
-    pieces the config uses (the first piece innermost)."""
+    pieces the config uses (the first piece outermost: a warmup, then a hold)."""
     floats, words, *constants = data
     compute = floats.dtype
     parts = [
@@ -508,8 +508,9 @@ def _value(data: tuple[jax.Array, ...], step: jax.Array, *, plan: Plan) -> jax.A
         )
 
     ends = plan.ends(numbers)
+    # From the innermost (the last) out: the first piece sees the step first.
     for piece, (piece_numbers, piece_constants) in zip(
-        plan.pieces, parts[1:], strict=True
+        reversed(plan.pieces), reversed(parts[1:]), strict=True
     ):
         inner = functools.partial(
             piece.kernel.evaluate, inner, piece_numbers, piece_constants, **ends

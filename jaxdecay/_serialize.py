@@ -30,7 +30,8 @@ KNOWN_MODULES = frozenset(
 )
 # The format of a serialized config. Format 1 is Keras' format plus the extension
 # keys `transition_begin` and `end_learning_rate`; format 2 adds `warmup_steps` and
-# `warmup_init`. It is written, as a top-level key (which Keras ignores), only into
+# `warmup_init` (and the hold's `transition_begin` where a family has it as a
+# piece). It is written, as a top-level key (which Keras ignores), only into
 # configs that use the extension keys, and as the oldest format that has every key
 # used: a config with Keras' keys only stays exactly what Keras writes, and one
 # without a warmup stays readable by a jaxdecay that reads format 1. Absent, the

@@ -117,8 +117,9 @@ class Position(NamedTuple):
     far: where a float step is beyond the integer range (infinity included), and
       the family's part: a family computes it in float arithmetic.
     clipped: `max(step, 0)` as a double word of the compute dtype, exactly.
-    offset: the steps a piece before the family takes (None: none), as a float,
-      which the far branch subtracts; `whole` already counts from there.
+    offset: the steps the pieces before the family take (None: none; a warmup's
+      and a hold's add up), as a float, which the far branch subtracts; `whole`
+      already counts from there.
     """
 
     step: jax.Array

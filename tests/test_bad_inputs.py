@@ -76,6 +76,13 @@ def read_page(base_marker=BASE_MARKER, table_marker=TABLE_MARKER):
 
 
 BASE, ROWS = read_page()
+# The hold (`transition_begin`, a piece) refused as any integer field is: negative,
+# not an integer, beyond int64.
+HOLD_ROWS = [
+    ("config.transition_begin", "-1"),
+    ("config.transition_begin", "1.5"),
+    ("config.transition_begin", "9223372036854775808"),
+]
 # Each family with fields of its own has a table of its own: (base marker, table
 # marker, the config the base is, rows the table must have).
 FAMILY_TABLES = {
@@ -97,13 +104,17 @@ FAMILY_TABLES = {
         "<!-- docs:bad-inputs-polynomial-base -->",
         "<!-- docs:bad-inputs-polynomial -->",
         PolynomialDecay(0.1, 1000),
-        [("config.decay_steps", "0"), ("config.power", "-1.0")],
+        [
+            ("config.decay_steps", "0"),
+            ("config.power", "-1.0"),
+            *HOLD_ROWS,
+        ],
     ),
     "CosineDecay": (
         "<!-- docs:bad-inputs-cosine-base -->",
         "<!-- docs:bad-inputs-cosine -->",
         jaxdecay.CosineDecay(0.1, 1000),
-        [("config.decay_steps", "0")],
+        [("config.decay_steps", "0"), *HOLD_ROWS],
     ),
 }
 FAMILY_PAGES = {

@@ -762,7 +762,9 @@ def test_constructor_signature_matches_keras():
 
     ours = inspect.signature(CosineDecay).parameters
     theirs = inspect.signature(KerasCosineDecay).parameters
-    assert list(ours) == list(theirs)
+    # Keras' parameters in Keras' order, then jaxdecay's extension, keyword-only.
+    assert list(ours) == [*theirs, "transition_begin"]
+    assert ours["transition_begin"].kind == inspect.Parameter.KEYWORD_ONLY
     for name, parameter in theirs.items():
         assert ours[name].default == parameter.default, name
         assert ours[name].kind == parameter.kind, name

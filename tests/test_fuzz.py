@@ -82,6 +82,12 @@ VALID = {
     "cosine": jaxdecay.serialize(
         jaxdecay.CosineDecay(0.0, 1000, 0.1, warmup_target=0.1, warmup_steps=100)
     ),
+    # Warmup, hold, decay: the hold piece's key among the mutations.
+    "wsd": jaxdecay.serialize(
+        jaxdecay.CosineDecay(
+            0.0, 1000, 0.1, warmup_target=0.1, warmup_steps=100, transition_begin=400
+        )
+    ),
     "cosine_tf2": {
         "class_name": "CosineDecay",
         "config": {

@@ -45,7 +45,11 @@ SCHEDULES = {
 EXTENDED = jaxdecay.ExponentialDecay(
     0.1, 3, 0.5, name=None, transition_begin=2, end_learning_rate=0.02, warmup_steps=2
 )
-EVERY = {**SCHEDULES, "extended": EXTENDED}
+# And warmup, hold, decay: the hold piece's `transition_begin`, an extension key too.
+HOLD = jaxdecay.CosineDecay(
+    0.05, 8, 0.1, warmup_target=0.1, warmup_steps=2, transition_begin=3
+)
+EVERY = {**SCHEDULES, "extended": EXTENDED, "hold": HOLD}
 
 
 def test_every_family_has_a_schedule_here():

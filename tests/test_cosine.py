@@ -384,7 +384,7 @@ def test_warmup_then_decay_phase_boundaries():
 
 @rounding_warning
 @settings(
-    max_examples=25,
+    max_examples=12,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],

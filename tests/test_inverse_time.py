@@ -217,7 +217,7 @@ def test_zero_and_signs_are_kept():
 
 @rounding_warning
 @settings(
-    max_examples=25,
+    max_examples=12,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],

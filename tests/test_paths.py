@@ -136,7 +136,7 @@ overflow_warning = pytest.mark.filterwarnings(
 
 @overflow_warning
 @settings(
-    max_examples=30,
+    max_examples=15,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],

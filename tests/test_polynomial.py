@@ -226,7 +226,7 @@ def test_float_steps_are_within_one_ulp_and_whole_ones_give_the_integer_bits():
 
 @rounding_warning
 @settings(
-    max_examples=10,
+    max_examples=6,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
